@@ -1,0 +1,34 @@
+"""Shared fixtures: the real volumes in ../shared/data.
+
+Tests that need them skip where the folder is absent (a user's clone) and fail where ``CI=true``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def require_shared(subfolder: str = "") -> Path:
+    """Return ``../shared/data/<subfolder>``; skip when absent, fail when running in CI."""
+    path = SHARED_DATA / subfolder
+    if not path.is_dir():
+        message = f"real data folder {path} is absent (it sits beside the repository in CI and development)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def chaos_dir() -> Path:
+    return require_shared("chaos_t2_mri")
+
+
+@pytest.fixture(scope="session")
+def cmr_dir() -> Path:
+    return require_shared("cmr_mscmrseg_bssfp")
