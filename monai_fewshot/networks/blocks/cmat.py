@@ -30,7 +30,7 @@ class CMATBlock(nn.Module):
         hidden_size: feature channels F.
         num_heads: attention heads; must divide ``hidden_size``.
         mlp_ratio: MLP width as a multiple of ``hidden_size``. Defaults to 2.
-        dropout_rate: dropout in attention and MLP. Defaults to 0.
+        dropout_rate: dropout on the attention outputs and in the MLP (not on attention weights). Defaults to 0.
         scale: cosine scale of the prototype head. Defaults to 20.
     """
 

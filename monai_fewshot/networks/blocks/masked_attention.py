@@ -21,18 +21,27 @@ class MaskedCrossAttention(nn.Module):
     Args:
         hidden_size: token width C.
         num_heads: number of heads; must divide ``hidden_size``.
-        dropout_rate: attention and output dropout. Defaults to 0.
+        dropout_rate: dropout on the output projection. Defaults to 0.
+        attention_dropout_rate: dropout on the attention weights (materialises them on CPU, costly). Defaults to 0.
         qkv_bias: bias on the query, key and value projections. Defaults to False.
     """
 
-    def __init__(self, hidden_size: int, num_heads: int, dropout_rate: float = 0.0, qkv_bias: bool = False) -> None:
+    def __init__(
+        self,
+        hidden_size: int,
+        num_heads: int,
+        dropout_rate: float = 0.0,
+        attention_dropout_rate: float = 0.0,
+        qkv_bias: bool = False,
+    ) -> None:
         super().__init__()
         if hidden_size % num_heads != 0:
             raise ValueError(f"hidden_size ({hidden_size}) must be divisible by num_heads ({num_heads}).")
-        if not 0.0 <= dropout_rate <= 1.0:
-            raise ValueError(f"dropout_rate must be in [0, 1], got {dropout_rate}.")
+        for name, rate in (("dropout_rate", dropout_rate), ("attention_dropout_rate", attention_dropout_rate)):
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {rate}.")
         self.num_heads = num_heads
-        self.dropout_rate = dropout_rate
+        self.attention_dropout_rate = attention_dropout_rate
         self.to_q = nn.Linear(hidden_size, hidden_size, bias=qkv_bias)
         self.to_kv = nn.Linear(hidden_size, 2 * hidden_size, bias=qkv_bias)
         self.out_proj = nn.Linear(hidden_size, hidden_size)
@@ -58,6 +67,6 @@ class MaskedCrossAttention(nn.Module):
             allowed = context_mask.bool()
             allowed = allowed | ~allowed.any(dim=-1, keepdim=True)
             attn_mask = allowed[:, None, None, :]
-        dropout = self.dropout_rate if self.training else 0.0
+        dropout = self.attention_dropout_rate if self.training else 0.0
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout)
         return self.drop_output(self.out_proj(rearrange(out, "b h l d -> b l (h d)")))

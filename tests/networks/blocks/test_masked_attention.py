@@ -34,3 +34,15 @@ def test_all_masked_row_falls_back_to_unmasked():
 def test_bad_heads():
     with pytest.raises(ValueError, match="divisible"):
         MaskedCrossAttention(30, 4)
+
+
+def test_attention_dropout_only_in_training():
+    torch.manual_seed(0)
+    block = MaskedCrossAttention(16, 2, attention_dropout_rate=0.5)
+    x = torch.randn(1, 6, 16)
+    block.train()
+    assert not torch.allclose(block(x, x), block(x, x))
+    block.eval()
+    torch.testing.assert_close(block(x, x), block(x, x), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="attention_dropout_rate"):
+        MaskedCrossAttention(16, 2, attention_dropout_rate=1.5)

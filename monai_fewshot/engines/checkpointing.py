@@ -1,0 +1,121 @@
+"""Atomic checkpoints and resuming from the latest one.
+
+MONAI 1.6's ``CheckpointSaver`` writes with ``atomic=False``: a run killed while saving can leave a
+truncated file. These handlers write through a temporary file in the same folder and ``os.replace``,
+so a checkpoint on disk is always whole.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from ignite.engine import Engine, Events
+from ignite.handlers import Checkpoint, DiskSaver
+
+__all__ = ["BestModelSaver", "ResumableCheckpointing", "latest_checkpoint", "save_atomic"]
+
+_STEP = re.compile(r"checkpoint_(\d+)\.pt$")
+
+
+def save_atomic(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` to ``path`` through a temporary file and ``os.replace``: the file is whole or absent."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as f:
+            torch.save(obj, f)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def latest_checkpoint(directory: str | os.PathLike) -> Path | None:
+    """The ``checkpoint_<iteration>.pt`` with the highest iteration in ``directory``, or None."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return None
+    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := _STEP.search(p.name))]
+    return max(found)[1] if found else None
+
+
+class ResumableCheckpointing:
+    """Save ``save_dict`` every ``save_interval`` epochs; at start, resume from the latest checkpoint.
+
+    Put the trainer itself in ``save_dict`` (with network, optimizer and lr scheduler) so that a resumed
+    run continues at the saved epoch and iteration, and with it the episode stream.
+
+    Args:
+        save_dir: folder of ``checkpoint_<iteration>.pt`` files.
+        save_dict: objects with ``state_dict``/``load_state_dict``, e.g. ``{"network": net, "trainer": trainer}``.
+        save_interval: epochs between checkpoints. Defaults to 1.
+        n_saved: checkpoints kept. Defaults to 2.
+        resume: load the latest checkpoint of ``save_dir`` when the run starts. Defaults to True.
+    """
+
+    def __init__(
+        self,
+        save_dir: str | os.PathLike,
+        save_dict: dict[str, Any],
+        save_interval: int = 1,
+        n_saved: int = 2,
+        resume: bool = True,
+    ) -> None:
+        self.save_dir = Path(save_dir)
+        self.save_dict = save_dict
+        self.save_interval = save_interval
+        self.resume = resume
+        self.resumed_from: Path | None = None
+        self.checkpoint = Checkpoint(
+            save_dict,
+            DiskSaver(str(self.save_dir), require_empty=False, atomic=True, create_dir=True),
+            filename_prefix="",
+            n_saved=n_saved,
+            global_step_transform=lambda engine, _: engine.state.iteration,
+        )
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.save_interval), self.checkpoint)
+        if self.resume:
+            engine.add_event_handler(Events.STARTED, self.load_latest)
+
+    def load_latest(self, engine: Engine | None = None) -> None:
+        path = latest_checkpoint(self.save_dir)
+        if path is None:
+            return
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as error:
+            raise RuntimeError(f"checkpoint {path} cannot be read ({error}); delete it to start afresh.") from error
+        Checkpoint.load_objects(self.save_dict, state)
+        self.resumed_from = path
+
+
+class BestModelSaver:
+    """Write the network's weights to ``path`` whenever the evaluator's key metric reaches a new best.
+
+    Attach to a MONAI evaluator (which tracks ``best_metric`` and ``best_metric_epoch``).
+
+    Args:
+        network: the network whose ``state_dict`` is saved.
+        path: file to write, e.g. ``models/model.pt``.
+    """
+
+    def __init__(self, network: torch.nn.Module, path: str | os.PathLike) -> None:
+        self.network = network
+        self.path = Path(path)
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        if engine.state.best_metric_epoch == engine.state.epoch:
+            save_atomic(self.network.state_dict(), self.path)

@@ -1,0 +1,1 @@
+from monai_fewshot.losses.catnet_loss import CATNetLoss
