@@ -1,0 +1,1 @@
+from monai_fewshot.visualize.overlay import save_episode_overlay
