@@ -1,6 +1,6 @@
 """Dataset layouts: a folder of ``image_N`` / ``label_N`` NIfTI pairs or a MONAI datalist JSON, and volume loading.
 
-Volumes are read through MONAI ``LoadImaged`` (nibabel or SimpleITK reader), optionally reoriented
+Volumes are read through MONAI ``LoadImaged`` (its nibabel reader or our SimpleITK reader), optionally reoriented
 (``Orientationd``) and intensity-normalised, and checked at the boundary: an image and its label must have
 the same shape and affine, a label may only hold the values of its class map, and every failure names the
 file. Axial slices are the last spatial axis (``(H, W, D)`` arrays, as the NIfTI files store them).
@@ -20,6 +20,7 @@ __all__ = [
     "CHAOS_CLASSES",
     "CMR_CLASSES",
     "INTENSITY_NORMALISATIONS",
+    "READERS",
     "Volume",
     "VolumeRecord",
     "VolumeStore",
@@ -31,6 +32,7 @@ __all__ = [
 CHAOS_CLASSES = {1: "liver", 2: "right kidney", 3: "left kidney", 4: "spleen"}
 CMR_CLASSES = {1: "LV myocardium", 2: "LV blood pool", 3: "RV"}
 INTENSITY_NORMALISATIONS = ("zscore", "minmax", "none")
+READERS = ("NibabelReader", "SimpleITKReader")
 
 _NIFTI = re.compile(r"^(image|label)_(\d+)\.nii(\.gz)?$")
 
@@ -132,7 +134,12 @@ def _read(path: Path, reader: str) -> tuple[np.ndarray, np.ndarray]:
 
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist.")
-    loader = LoadImaged(keys="x", reader=reader, image_only=True, ensure_channel_first=True)
+    if reader == "SimpleITKReader":
+        from monai_fewshot.data.readers import SimpleITKReader
+
+        loader = LoadImaged(keys="x", reader=SimpleITKReader(), image_only=True, ensure_channel_first=True)
+    else:
+        loader = LoadImaged(keys="x", reader=reader, image_only=True, ensure_channel_first=True)
     try:
         data = loader({"x": str(path)})["x"]
     except Exception as error:  # the readers raise RuntimeError/OSError/EOFError/...: name the file once
@@ -154,7 +161,8 @@ def load_volume(
         record: the subject's files.
         classes: the dataset's class map ``{value: name}``; when given, a label value outside it (other than 0)
             raises. Defaults to None (no check).
-        reader: ``"NibabelReader"`` (default) or ``"ITKReader"`` (SimpleITK).
+        reader: ``"NibabelReader"`` (default) or ``"SimpleITKReader"`` (``data/readers.py``; MONAI's own
+            ``ITKReader`` needs the ``itk`` package, which is not a dependency).
         orientation: axis codes for ``Orientationd`` (e.g. ``"RAS"``); None keeps the file's orientation
             (default, which is the slice geometry of the few-shot literature).
         normalisation: ``"zscore"`` per volume (default, the lineage's), ``"minmax"`` to [0, 1], or ``"none"``.
@@ -167,8 +175,8 @@ def load_volume(
     """
     if normalisation not in INTENSITY_NORMALISATIONS:
         raise ValueError(f"normalisation must be one of {INTENSITY_NORMALISATIONS}, got {normalisation!r}.")
-    if reader not in ("NibabelReader", "ITKReader"):
-        raise ValueError(f"reader must be 'NibabelReader' or 'ITKReader', got {reader!r}.")
+    if reader not in READERS:
+        raise ValueError(f"reader must be one of {READERS}, got {reader!r}.")
     image, affine = _read(Path(record.image), reader)
     label = None
     if load_label:
@@ -189,7 +197,7 @@ def load_volume(
         from monai.transforms import Orientationd
 
         keys = ["image"] + (["label"] if label is not None else [])
-        data = Orientationd(keys=keys, axcodes=orientation)({"image": image, "label": label} if label is not None else {"image": image})
+        data = Orientationd(keys=keys, axcodes=orientation, labels=(("L", "R"), ("P", "A"), ("I", "S")))({"image": image, "label": label} if label is not None else {"image": image})
         image, label = data["image"], data.get("label")
         affine = np.asarray(image.affine, dtype=np.float64)
     array = np.asarray(image, dtype=np.float32)
