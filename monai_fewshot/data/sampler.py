@@ -140,7 +140,8 @@ class EpisodeSampler:
             if len(volumes) < needed:
                 raise ValueError(
                     f"class {c} ({self.split.classes[c]}) is usable in {len(volumes)} training volume(s) "
-                    f"{sorted(volumes)}, fewer than the {needed} that k_shot={self.k_shot} with distinct volumes needs."
+                    f"{sorted(volumes)}, fewer than the {needed} that k_shot={self.k_shot} needs"
+                    + (" with the query from another volume." if self.distinct_volumes else ".")
                 )
         return table
 
