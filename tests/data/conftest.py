@@ -44,3 +44,14 @@ def chaos_raw(chaos_dir: Path) -> dict[int, np.ndarray]:
 @pytest.fixture(scope="session")
 def cmr_raw(cmr_dir: Path) -> dict[int, np.ndarray]:
     return raw_labels(cmr_dir)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Augmenting 256x256 slices with several torch threads on a small shared CPU is slower than with one."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -35,7 +35,7 @@ def test_3d_and_n_way_shapes(chaos_store):
     assert item["query_label"].shape == (2, 256, 256, 4)
 
 
-def test_workers_give_identical_batches(cmr_store):
+def test_workers_give_identical_batches(cmr_store, one_torch_thread):
     """0 and 2 workers, and two ranks' shares put together, give the same augmented episodes."""
     sampler = EpisodeSampler(cmr_store, ClassSplit(CMR_CLASSES, (3,)), num_episodes=6, seed=11)
     dataset = EpisodeDataset(cmr_store, sampler, transform=lineage_augmentations())

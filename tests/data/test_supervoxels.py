@@ -94,7 +94,7 @@ def test_supervoxel_episodes_seeded(slic_maps):
     assert first != SupervoxelEpisodeSampler(maps, num_episodes=20, seed=2).episodes()
 
 
-def test_augment_episodes_felzenszwalb(image_only, tmp_path):
+def test_augment_episodes_felzenszwalb(image_only, tmp_path, one_torch_thread):
     cache = SupervoxelCache(tmp_path, method="felzenszwalb")
     maps = {"1": cache.get(image_only["1"])}
     # 2D superpixels: no id on two slices
