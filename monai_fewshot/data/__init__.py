@@ -1,1 +1,60 @@
+"""Episodic few-shot data: dataset layouts, class splits, episode samplers, supervoxels, the evaluation protocol."""
 
+from monai_fewshot.data.episodes import EpisodeDataset
+from monai_fewshot.data.layout import (
+    CHAOS_CLASSES,
+    CMR_CLASSES,
+    Volume,
+    VolumeRecord,
+    VolumeStore,
+    load_volume,
+    read_datalist,
+    read_folder,
+)
+from monai_fewshot.data.protocol import (
+    ChunkEpisode,
+    EpisodeProtocol,
+    Fold,
+    ProtocolEpisode3D,
+    ProtocolResult,
+    lineage_folds,
+    query_chunks,
+    scored_slices,
+    support_slices,
+    volume_dice,
+)
+from monai_fewshot.data.sampler import DistributedEpisodeSampler, Episode, EpisodeSampler, SlabRef
+from monai_fewshot.data.splits import CHAOS_SETTING2_TEST_CLASSES, ClassSplit, excluded_slices
+from monai_fewshot.data.supervoxels import SupervoxelCache, SupervoxelEpisodeSampler, compute_supervoxels
+
+__all__ = [
+    "CHAOS_CLASSES",
+    "CHAOS_SETTING2_TEST_CLASSES",
+    "CMR_CLASSES",
+    "ChunkEpisode",
+    "ClassSplit",
+    "DistributedEpisodeSampler",
+    "Episode",
+    "EpisodeDataset",
+    "EpisodeProtocol",
+    "EpisodeSampler",
+    "Fold",
+    "ProtocolEpisode3D",
+    "ProtocolResult",
+    "SlabRef",
+    "SupervoxelCache",
+    "SupervoxelEpisodeSampler",
+    "Volume",
+    "VolumeRecord",
+    "VolumeStore",
+    "compute_supervoxels",
+    "excluded_slices",
+    "lineage_folds",
+    "load_volume",
+    "query_chunks",
+    "read_datalist",
+    "read_folder",
+    "scored_slices",
+    "support_slices",
+    "volume_dice",
+]

@@ -1,17 +1,24 @@
-"""The offline demo volume: the MNI152 2009c template with its grey- and white-matter maps.
+"""The offline default data: the MNI152 template with its grey- and white-matter maps.
 
-They ship inside the ``nilearn`` wheel (``nilearn/datasets/data``), so a fresh machine has real brain
-anatomy without any download. The template is distributed by the McConnell Brain Imaging Centre
-(ICBM 2009c nonlinear symmetric; free use with acknowledgement).
+They ship inside the ``nilearn`` wheel (``nilearn/datasets/data/mni_icbm152_{t1,gm,wm}_tal_nlin_sym_09a_converted
+.nii.gz``), so a fresh machine has real brain anatomy without any download. The template is the ICBM152 2009a
+nonlinear template of the McConnell Brain Imaging Centre (Fonov et al., NeuroImage 2011), which may be used,
+copied and distributed freely with its copyright notice (Copyright (C) 1993-2009 Louis Collins, McConnell
+Brain Imaging Centre, Montreal Neurological Institute, McGill University); nilearn is BSD-3-Clause.
+
+``write_mni152_folder`` writes it in the ``image_N`` / ``label_N`` layout, so the episodic components run
+offline on real anatomy (one subject: support and query are different slices of it).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import torch
 from monai.data import MetaTensor
 
-__all__ = ["DEMO_CLASSES", "load_mni152_demo"]
+__all__ = ["DEMO_CLASSES", "load_mni152_demo", "write_mni152_folder"]
 
 DEMO_CLASSES = {1: "grey matter", 2: "white matter"}
 
@@ -46,3 +53,30 @@ def load_mni152_demo(resolution: int = 2) -> dict[str, MetaTensor]:
         "image": MetaTensor(torch.from_numpy(image)[None], affine=affine),
         "label": MetaTensor(torch.from_numpy(label)[None], affine=affine),
     }
+
+
+def write_mni152_folder(folder: str | Path, resolution: int = 2) -> Path:
+    """Write the template as a one-subject folder in the ``image_N`` / ``label_N`` layout (``image_1``,
+    ``label_1``; classes ``DEMO_CLASSES``); axial slices are the last axis, as in the few-shot datasets.
+
+    The template is symmetric and there is one brain, so sample episodes from it with
+    ``EpisodeSampler(..., distinct_volumes=False)``: support and query are different slices of that brain.
+    Existing files are overwritten.
+
+    Args:
+        folder: output folder (created).
+        resolution: voxel size in mm, 1 or 2 (default 2: 99 x 117 x 95 voxels).
+
+    Returns:
+        The folder, ready for ``read_folder``.
+    """
+    import nibabel as nib
+
+    volume = load_mni152_demo(resolution)
+    affine = volume["image"].affine.numpy()
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    for key in ("image", "label"):
+        array = np.ascontiguousarray(volume[key].as_tensor()[0].numpy())
+        nib.save(nib.Nifti1Image(array, affine), str(out / f"{key}_1.nii.gz"))
+    return out

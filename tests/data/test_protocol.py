@@ -1,0 +1,133 @@
+"""The evaluation protocol on the real CHAOS and CMR labels, checked against an independent computation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from monai_fewshot.data import CHAOS_CLASSES, CMR_CLASSES, EpisodeProtocol, lineage_folds
+
+# The lineage's fold positions (Q-Net / ADNet dataset_specifics.get_folds), written out by hand.
+LINEAGE_FOLD_POSITIONS = {
+    "chaos": [set(range(0, 5)), set(range(4, 9)), set(range(8, 13)), set(range(12, 17)), set(range(16, 20)) | {0}],
+    "cmr": [set(range(0, 8)), set(range(7, 15)), set(range(14, 22)), set(range(21, 29)), set(range(28, 35)) | {0}],
+}
+
+
+def _independent(raw: dict[int, np.ndarray], name: str, classes):
+    """(support id, query ids) per fold and scored slices per (fold, class), from the raw nibabel labels."""
+    ids = sorted(raw)
+    expected_folds, expected_counts = [], {}
+    for f, positions in enumerate(LINEAGE_FOLD_POSITIONS[name]):
+        members = [ids[p] for p in sorted(positions)]
+        support, queries = members[0], members[1:]
+        expected_folds.append((support, queries))
+        for c in classes:
+            expected_counts[(f, c)] = sum(int((raw[q] == c).any(axis=(0, 1)).sum()) for q in queries)
+    return expected_folds, expected_counts
+
+
+@pytest.mark.parametrize("name", ["chaos", "cmr"])
+def test_scored_slices_per_class_and_fold(name, request):
+    store = request.getfixturevalue(f"{name}_store")
+    raw = request.getfixturevalue(f"{name}_raw")
+    classes = CHAOS_CLASSES if name == "chaos" else CMR_CLASSES
+    folds = lineage_folds(list(store))
+    expected_folds, expected_counts = _independent(raw, name, classes)
+    assert [(int(f.support), [int(q) for q in f.queries]) for f in folds] == expected_folds
+    assert EpisodeProtocol(store, folds).scored_slice_counts() == expected_counts
+
+
+def test_known_counts_chaos(chaos_store):
+    counts = EpisodeProtocol(chaos_store, lineage_folds(list(chaos_store))).scored_slice_counts()
+    assert [counts[(0, c)] for c in (1, 2, 3, 4)] == [97, 59, 60, 57]
+    assert sum(counts.values()) == 1315
+
+
+def test_chunks_and_support_slices(cmr_store, cmr_raw):
+    protocol = EpisodeProtocol(cmr_store, lineage_folds(list(cmr_store)))
+    seen = {}
+    for episode in protocol.episodes():
+        seen.setdefault((episode.fold, episode.class_id, episode.query), []).append(episode)
+        support_z = np.flatnonzero((cmr_raw[int(episode.support)] == episode.class_id).any(axis=(0, 1)))
+        assert episode.support_slice == support_z[support_z.size * (2 * episode.chunk + 1) // 6]
+    for (fold, c, query), episodes in seen.items():
+        scored = np.flatnonzero((cmr_raw[int(query)] == c).any(axis=(0, 1)))
+        n = scored.size
+        for episode in episodes:
+            j = episode.chunk
+            assert list(episode.query_slices) == scored[j * n // 3 : (j + 1) * n // 3].tolist()
+        assert sorted(z for e in episodes for z in e.query_slices) == scored.tolist()
+
+
+def test_gap_slice_scored_only_under_extent(chaos_store, chaos_raw):
+    """CHAOS label_3's left kidney skips a slice: the lineage does not score it, 'extent' does."""
+    folds = lineage_folds(list(chaos_store))
+    labelled = EpisodeProtocol(chaos_store, folds).scored_slice_counts()
+    extent = EpisodeProtocol(chaos_store, folds, scored="extent").scored_slice_counts()
+    z = np.flatnonzero((chaos_raw[3] == 3).any(axis=(0, 1)))
+    gaps = (z[-1] - z[0] + 1) - z.size
+    assert gaps == 1 and "3" in folds[0].queries
+    assert extent[(0, 3)] - labelled[(0, 3)] == gaps
+
+
+def test_array_split_chunking(cmr_store):
+    folds = lineage_folds(list(cmr_store))[:1]
+    lineage = list(EpisodeProtocol(cmr_store, folds, class_ids=[1]).episodes())
+    split = list(EpisodeProtocol(cmr_store, folds, class_ids=[1], chunking="array_split").episodes())
+    for a, b in zip(lineage, split):
+        assert abs(len(a.query_slices) - len(b.query_slices)) <= 1
+    assert any(len(a.query_slices) != len(b.query_slices) for a, b in zip(lineage, split))
+
+
+def test_evaluate_scores_only_the_scored_slices(chaos_store, chaos_raw):
+    folds = lineage_folds(list(chaos_store))
+    protocol = EpisodeProtocol(chaos_store, folds)
+    everything = protocol.evaluate(lambda query, support, mask: np.ones((query.shape[0],) + query.shape[2:], bool))
+    assert len(everything.records) == 5 * 4 * 4
+    for fold, c, query, dice in everything.records:
+        label = chaos_raw[int(query)]
+        scored = (label == c).any(axis=(0, 1))
+        truth = int((label == c).sum())
+        predicted = int(scored.sum()) * label.shape[0] * label.shape[1]
+        assert dice == pytest.approx(2 * truth / (truth + predicted))
+    nothing = protocol.evaluate(lambda query, support, mask: np.zeros((query.shape[0],) + query.shape[2:], bool))
+    assert nothing.mean() == 0.0 and set(nothing.per_class()) == {1, 2, 3, 4}
+    assert "liver" in nothing.table() and "mean" in nothing.table()
+
+
+def test_3d_episodes(chaos_store):
+    folds = lineage_folds(list(chaos_store))
+    protocol = EpisodeProtocol(chaos_store, folds)
+    episodes = list(protocol.episodes_3d())
+    assert len(episodes) == 5 * 4 * 4
+    counts = protocol.scored_slice_counts()
+    for (f, c), n in counts.items():
+        assert sum(len(e.scored_slices) for e in episodes if e.fold == f and e.class_id == c) == n
+
+
+@pytest.mark.parametrize("n", [20, 35])
+def test_validation_split_is_distinct(n):
+    ids = [str(i) for i in range(1, n + 1)]
+    for fold in lineage_folds(ids, n_val_queries=2):
+        test = {fold.support, *fold.queries}
+        validation = {fold.val_support, *fold.val_queries}
+        assert len(validation) == 3
+        assert not validation & test and not validation & set(fold.train) and not test & set(fold.train)
+        assert test | validation | set(fold.train) == set(ids)
+    for fold in lineage_folds(ids, n_val_queries=0):
+        assert fold.val_support is None and len(fold.train) + len({fold.support, *fold.queries}) == n
+
+
+def test_validation_protocol_uses_validation_volumes(cmr_store):
+    folds = lineage_folds(list(cmr_store))
+    for episode in EpisodeProtocol(cmr_store, folds, split="validation").episodes():
+        fold = folds[episode.fold]
+        assert episode.support == fold.val_support and episode.query in fold.val_queries
+
+
+def test_protocol_errors(cmr_store):
+    with pytest.raises(ValueError, match="non-numeric"):
+        lineage_folds(["a", "b", "c", "d", "e"])
+    with pytest.raises(ValueError, match="chunking"):
+        EpisodeProtocol(cmr_store, lineage_folds(list(cmr_store)), chunking="thirds")
