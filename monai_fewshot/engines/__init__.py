@@ -1,4 +1,12 @@
-from monai_fewshot.engines.checkpointing import BestModelSaver, ResumableCheckpointing, latest_checkpoint, save_atomic
+from monai_fewshot.engines.checkpointing import (
+    BestModelSaver,
+    ResumableCheckpointing,
+    latest_checkpoint,
+    load_network_weights,
+    save_atomic,
+)
+from monai_fewshot.engines.episode_epoch import EpisodeEpochSetter
 from monai_fewshot.engines.episode_batch import EPISODE_KEYS, prepare_episode_batch
 from monai_fewshot.engines.episodic import EpisodicEvaluator, EpisodicTrainer
 from monai_fewshot.engines.gradient_clipping import GradientClipping
+from monai_fewshot.engines.protocol_evaluation import evaluate_protocol

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,25 +16,40 @@ import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver
 
-__all__ = ["BestModelSaver", "ResumableCheckpointing", "latest_checkpoint", "save_atomic"]
+from monai_fewshot.utils import atomic_path
+
+__all__ = ["BestModelSaver", "ResumableCheckpointing", "latest_checkpoint", "load_network_weights", "save_atomic"]
 
 _STEP = re.compile(r"checkpoint_(\d+)\.pt$")
 
 
 def save_atomic(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` to ``path`` through a temporary file and ``os.replace``: the file is whole or absent."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+    return Path(path)
+
+
+def load_network_weights(network: torch.nn.Module, path: str | os.PathLike) -> torch.nn.Module:
+    """Load weights saved by training (a state dict, or a checkpoint holding one under ``"network"``).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: the weights belong to another architecture or configuration.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist.")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = state.get("network", state) if isinstance(state, dict) else state
     try:
-        with os.fdopen(handle, "wb") as f:
-            torch.save(obj, f)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+        network.load_state_dict(state)
+    except RuntimeError as error:
+        raise ValueError(
+            f"checkpoint {path} does not fit {type(network).__name__} (another architecture or configuration): "
+            f"{str(error).splitlines()[1 if str(error).count(chr(10)) else 0].strip()}"
+        ) from error
+    return network
 
 
 def latest_checkpoint(directory: str | os.PathLike) -> Path | None:

@@ -5,15 +5,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from monai_fewshot.networks.nets.wrapper import FewShotWrapper
+
 __all__ = ["ChannelPackedFewShot"]
 
-
-class ChannelPackedFewShot(nn.Module):
+class ChannelPackedFewShot(FewShotWrapper):
     """Wrap a ``network(query, support, support_mask)`` so that it takes one tensor and returns logits.
 
     The episode is packed along channels: ``[query (C), support_1 (C), mask_1 (1), ..., support_K (C),
     mask_K (1)]``, i.e. ``C + K * (C + 1)`` channels. Masks are binarised at 0.5. This is the form that
     ``monai.bundle verify_net_in_out``, ``ckpt_export`` and MONAI Label's single-image inferers call.
+
+    The wrapper has no weights of its own and its state dict is the wrapped network's, under the same names,
+    so a checkpoint of the network loads into the wrapper and the other way round.
 
     Args:
         network: the few-shot network; its output's ``logits`` (or the output itself) is returned.
@@ -25,10 +29,9 @@ class ChannelPackedFewShot(nn.Module):
     """
 
     def __init__(self, network: nn.Module, in_channels: int = 1, shots: int = 1) -> None:
-        super().__init__()
         if in_channels < 1 or shots < 1:
             raise ValueError(f"in_channels and shots must be >= 1, got {in_channels} and {shots}.")
-        self.network = network
+        super().__init__(network)
         self.in_channels = in_channels
         self.shots = shots
 

@@ -30,3 +30,17 @@ def test_wrong_channel_count():
     packed = ChannelPackedFewShot(CATNet(2, backbone="resnet10", feature_size=16, num_heads=2, num_iterations=1))
     with pytest.raises(ValueError, match=r"expected \(B, 3, \*spatial\)"):
         packed(torch.rand(1, 2, 64, 64))
+
+
+def test_state_dict_is_the_wrapped_networks():
+    torch.manual_seed(0)
+    net = CATNet(2, backbone="resnet10", feature_size=16, num_heads=2, num_iterations=1)
+    packed = ChannelPackedFewShot(CATNet(2, backbone="resnet10", feature_size=16, num_heads=2, num_iterations=1))
+    packed.load_state_dict(net.state_dict())
+    assert list(packed.state_dict()) == list(net.state_dict())
+    for key, value in net.state_dict().items():
+        torch.testing.assert_close(packed.state_dict()[key], value)
+    other = CATNet(2, backbone="resnet10", feature_size=16, num_heads=2, num_iterations=1)
+    other.load_state_dict(packed.state_dict())
+    with pytest.raises(RuntimeError, match="size mismatch|Missing key"):
+        packed.load_state_dict(CATNet(2, backbone="resnet18", feature_size=16, num_heads=2, num_iterations=1).state_dict())

@@ -1,0 +1,96 @@
+"""Ready-made training and evaluation data for a dataset folder: what the bundles' configs call."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from monai_fewshot.data.episodes import EpisodeDataset
+from monai_fewshot.data.layout import VolumeStore, read_folder
+from monai_fewshot.data.protocol import EpisodeProtocol, Fold, lineage_folds
+from monai_fewshot.data.protocol_dataset import ProtocolSliceDataset
+from monai_fewshot.data.splits import ClassSplit
+from monai_fewshot.data.supervoxels import SupervoxelCache, SupervoxelEpisodeSampler
+from monai_fewshot.transforms import lineage_augmentations
+
+__all__ = ["dataset_folds", "protocol_slices", "supervoxel_episodes"]
+
+
+def dataset_folds(dataset_dir: str | Path, n_folds: int = 5, n_val_queries: int = 2) -> list[Fold]:
+    """The lineage's folds (with a validation split) of an ``image_N``/``label_N`` folder."""
+    return lineage_folds([record.id for record in read_folder(dataset_dir)], n_folds, n_val_queries)
+
+
+def supervoxel_episodes(
+    dataset_dir: str | Path,
+    fold: int,
+    cache_dir: str | Path,
+    num_episodes: int = 1000,
+    seed: int = 0,
+    classes: Mapping[int, str] | None = None,
+    exclude_classes: Sequence[int] = (),
+    method: str = "slic",
+    mode: str = "adjacent",
+    min_size: int = 200,
+    augment: bool = True,
+    n_val_queries: int = 2,
+) -> EpisodeDataset:
+    """Self-supervised training episodes from the supervoxels of fold ``fold``'s training volumes.
+
+    The fold's test volumes and its validation volumes are left out, so a model trained on these episodes
+    is evaluated honestly on that fold. No real label is read, except for Setting 2: ``exclude_classes``
+    removes every training slice holding any of those classes (the ANY rule) before episodes are drawn.
+
+    Args:
+        dataset_dir: folder of ``image_N``/``label_N`` NIfTI.
+        fold: the fold whose training volumes are used.
+        cache_dir: where supervoxels are cached (computed once per image).
+        num_episodes: episodes per epoch.
+        seed: the episode stream's seed.
+        classes: the dataset's class map (needed with ``exclude_classes``).
+        exclude_classes: Setting 2's test classes; empty for Setting 1.
+        method, mode, min_size: supervoxel method, episode mode and minimum supervoxel area, see
+            :class:`~monai_fewshot.data.SupervoxelEpisodeSampler`.
+        augment: apply the lineage's augmentations (gamma, affine, elastic).
+        n_val_queries: validation queries per fold (the validation volumes are kept out of training).
+    """
+    folds = dataset_folds(dataset_dir, n_val_queries=n_val_queries)
+    if not 0 <= fold < len(folds):
+        raise ValueError(f"fold must be in 0..{len(folds) - 1}, got {fold}.")
+    records = [r for r in read_folder(dataset_dir) if r.id in set(folds[fold].train)]
+    store = VolumeStore(records, load_labels=False)
+    cache = SupervoxelCache(cache_dir, method=method)
+    label_maps = {volume_id: cache.get(store[volume_id]) for volume_id in store}
+    if exclude_classes:
+        if classes is None:
+            raise ValueError("exclude_classes (Setting 2) needs the dataset's class map in classes.")
+        split = ClassSplit(classes, tuple(exclude_classes), setting=2)
+        labelled = VolumeStore(records, classes)
+        for volume_id, supervoxels in label_maps.items():
+            supervoxels = supervoxels.copy()
+            supervoxels[..., ~split.allowed_slices(labelled[volume_id].label)] = 0
+            label_maps[volume_id] = supervoxels
+    sampler = SupervoxelEpisodeSampler(label_maps, mode=mode, min_size=min_size, num_episodes=num_episodes, seed=seed)
+    transform = lineage_augmentations() if augment else None
+    return EpisodeDataset(store, sampler, transform=transform, label_maps=label_maps)
+
+
+def protocol_slices(
+    dataset_dir: str | Path,
+    classes: Mapping[int, str],
+    folds: Sequence[int] | int | None = None,
+    split: str = "test",
+    n_val_queries: int = 2,
+    class_ids: Sequence[int] | None = None,
+) -> ProtocolSliceDataset:
+    """The protocol's scored query slices of ``folds`` (all by default), test or validation split."""
+    all_folds = dataset_folds(dataset_dir, n_val_queries=n_val_queries)
+    chosen = range(len(all_folds)) if folds is None else [folds] if isinstance(folds, int) else list(folds)
+    bad = [f for f in chosen if not 0 <= f < len(all_folds)]
+    if bad:
+        raise ValueError(f"folds {bad} are out of range 0..{len(all_folds) - 1}.")
+    store = VolumeStore(read_folder(dataset_dir), classes)
+    protocol = EpisodeProtocol(store, [all_folds[f] for f in chosen], class_ids=class_ids, split=split)
+    return ProtocolSliceDataset(protocol)

@@ -1,0 +1,1 @@
+from monai_fewshot.utils.atomic import atomic_path, write_text_atomic
