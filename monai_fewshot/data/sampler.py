@@ -83,6 +83,9 @@ class EpisodeSampler:
         seed: the generator seed (default 0).
         distinct_volumes: draw the query from a volume none of the shots use, as the lineage does (default True).
 
+    The query slab contains the episode's first class (for ``n_way > 1`` the others may or may not appear in it;
+    its label has one mask per class).
+
     Example:
         >>> sampler = EpisodeSampler(store, ClassSplit(CHAOS_CLASSES, (2, 3)), num_episodes=100, seed=1)
         >>> episode = sampler.episode(epoch=0, index=5)  # the same Episode on every machine and worker
@@ -188,6 +191,8 @@ class DistributedEpisodeSampler(Sampler[int]):
     Use with a map-style episode dataset (``EpisodeDataset``) as the DataLoader's ``sampler``. The episode
     list is padded by wrapping round so every rank gets ``ceil(num_episodes / W)`` episodes, as
     ``torch.utils.data.DistributedSampler`` does; the union of the ranks' shares is the single-process list.
+
+    The epoch is the dataset's: call ``EpisodeDataset.set_epoch(e)`` on every rank.
 
     Args:
         num_episodes: episodes per epoch (``len(EpisodeSampler)``).
