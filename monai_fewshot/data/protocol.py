@@ -300,3 +300,21 @@ class EpisodeProtocol:
             truth = self.store[query_id].label[..., z] == c
             result.records.append((fold, c, query_id, volume_dice(np.stack([by_slice[i] for i in z], -1), truth)))
         return result
+
+    def evaluate_3d(self, predict: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]) -> ProtocolResult:
+        """Run a 1-shot 3D predictor over the protocol and score it on the same slices as the 2D protocol.
+
+        Args:
+            predict: ``predict(query, support, support_mask) -> mask`` with query and support (C, H, W, D) float32
+                volumes, support_mask (1, H, W, D) in {0, 1}, returning an (H, W, D) boolean mask.
+        """
+        result = ProtocolResult(class_names=dict(self.store.classes or {}))
+        for episode in self.episodes_3d():
+            support, query = self.store[episode.support], self.store[episode.query]
+            mask = predict(query.image, support.image, (support.label[None] == episode.class_id).astype(np.float32))
+            if mask.shape != query.image.shape[1:]:
+                raise ValueError(f"predict returned shape {mask.shape}, expected {query.image.shape[1:]}.")
+            z = list(episode.scored_slices)
+            truth = query.label[..., z] == episode.class_id
+            result.records.append((episode.fold, episode.class_id, episode.query, volume_dice(mask[..., z], truth)))
+        return result

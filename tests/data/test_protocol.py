@@ -104,6 +104,11 @@ def test_3d_episodes(chaos_store):
     counts = protocol.scored_slice_counts()
     for (f, c), n in counts.items():
         assert sum(len(e.scored_slices) for e in episodes if e.fold == f and e.class_id == c) == n
+    # a 3D predictor is scored on the same voxels as the 2D protocol
+    ones_2d = protocol.evaluate(lambda query, support, mask: np.ones((query.shape[0],) + query.shape[2:], bool))
+    ones_3d = protocol.evaluate_3d(lambda query, support, mask: np.ones(query.shape[1:], bool))
+    for a, b in zip(sorted(ones_3d.records), sorted(ones_2d.records)):
+        assert a[:3] == b[:3] and a[3] == pytest.approx(b[3])
 
 
 @pytest.mark.parametrize("n", [20, 35])
