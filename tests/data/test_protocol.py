@@ -136,3 +136,12 @@ def test_protocol_errors(cmr_store):
         lineage_folds(["a", "b", "c", "d", "e"])
     with pytest.raises(ValueError, match="chunking"):
         EpisodeProtocol(cmr_store, lineage_folds(list(cmr_store)), chunking="thirds")
+
+
+def test_copy_support_baseline_is_pinned(chaos_store):
+    """Pasting the support slice's mask onto every query slice: the protocol's floor, pinned to the digit."""
+    protocol = EpisodeProtocol(chaos_store, lineage_folds(list(chaos_store)))
+    result = protocol.evaluate(lambda query, support, mask: np.repeat(mask > 0, query.shape[0], axis=0))
+    per_class = {c: round(100 * d, 2) for c, d in result.per_class().items()}
+    assert per_class == {1: 57.02, 2: 43.27, 3: 45.17, 4: 26.93}
+    assert round(100 * result.mean(), 2) == 43.10
