@@ -113,3 +113,18 @@ def test_sampler_errors():
         SupervoxelEpisodeSampler({"1": np.ones((8, 8, 3), np.int32)}, min_size=100)
     with pytest.raises(ValueError, match="mode"):
         SupervoxelEpisodeSampler({"1": np.ones((8, 8, 3), np.int32)}, mode="pairs")
+
+
+def test_3d_slab_episodes(image_only, slic_maps):
+    _, maps = slic_maps
+    sampler = SupervoxelEpisodeSampler(maps, mode="adjacent", min_size=500, num_episodes=6, seed=3, spatial_dims=3, depth=4)
+    dataset = EpisodeDataset(image_only, sampler, label_maps=maps)
+    for index, episode in enumerate(sampler.episodes()):
+        support, query = episode.support[0][0], episode.query
+        assert support.stop - support.start == query.stop - query.start == 4 and abs(support.start - query.start) == 1
+        item = dataset[index]
+        assert item["query"].shape[-1] == 4 and item["support_mask"].shape == (1, 1, 256, 256, 4)
+        (sv,) = episode.classes
+        block = maps[query.volume][..., query.start : query.stop] == sv
+        np.testing.assert_array_equal(item["query_label"][0].numpy(), block)
+        assert block.sum() >= 500 and item["support_mask"].sum() >= 500
