@@ -98,3 +98,14 @@ def test_fold_guards_against_test_leakage(chaos_store):
     assert used <= set(fold.train)
     with pytest.raises(ValueError, match=r"\['10'\] are test or validation volumes of fold 1"):
         _sampler(chaos_store, CHAOS_CLASSES, (2, 3), fold=fold, volume_ids=[*fold.train, "10"])
+
+
+def test_distributed_defaults_from_process_group(tmp_path):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        sampler = DistributedEpisodeSampler(7)
+        assert (sampler.num_replicas, sampler.rank) == (1, 0) and list(sampler) == list(range(7))
+    finally:
+        dist.destroy_process_group()
