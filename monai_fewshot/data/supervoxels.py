@@ -170,6 +170,9 @@ class SupervoxelEpisodeSampler:
         seed: generator seed (default 0).
         spatial_dims: 2 (slices, default) or 3 (slabs).
         depth: slab depth in slices for ``spatial_dims=3`` (default 8).
+        allowed_slices: optional ``{volume id: boolean (D,)}``, the slices episodes may use; for Setting 2 pass
+            ``ClassSplit.allowed_slices(label)`` (SSL-ALPNet removes the slices with test classes from
+            self-supervised training too). The masks still come from the supervoxels only.
     """
 
     def __init__(
@@ -181,6 +184,7 @@ class SupervoxelEpisodeSampler:
         seed: int = 0,
         spatial_dims: int = 2,
         depth: int = 8,
+        allowed_slices: Mapping[str, np.ndarray] | None = None,
     ) -> None:
         if mode not in ("adjacent", "augment"):
             raise ValueError(f"mode must be 'adjacent' or 'augment', got {mode!r}.")
@@ -197,8 +201,13 @@ class SupervoxelEpisodeSampler:
         self.epoch = 0
         self.volume_ids: list[str] = []
         self.candidates: list[np.ndarray] = []  # per volume: (n, 2) array of (slab start, supervoxel id)
+        if allowed_slices is not None:
+            missing = sorted(set(label_maps) - set(allowed_slices))
+            if missing:
+                raise ValueError(f"allowed_slices has no entry for volume(s) {missing}.")
         for volume_id in sorted(label_maps):
-            pairs = self._pairs(np.asarray(label_maps[volume_id]))
+            allowed = None if allowed_slices is None else np.asarray(allowed_slices[volume_id], dtype=bool)
+            pairs = self._pairs(np.asarray(label_maps[volume_id]), allowed)
             if pairs.size:
                 self.volume_ids.append(volume_id)
                 self.candidates.append(pairs)
@@ -210,15 +219,22 @@ class SupervoxelEpisodeSampler:
                 f"{sorted(label_maps)}; lower min_size or use larger supervoxels."
             )
 
-    def _pairs(self, supervoxels: np.ndarray) -> np.ndarray:
+    def _pairs(self, supervoxels: np.ndarray, allowed: np.ndarray | None) -> np.ndarray:
         count = int(supervoxels.max()) + 1
         if supervoxels.shape[-1] < self.depth:
             return np.zeros((0, 2), dtype=np.int64)
+        if allowed is not None:
+            if allowed.shape != (supervoxels.shape[-1],):
+                raise ValueError(f"allowed_slices entry has shape {allowed.shape}, expected ({supervoxels.shape[-1]},).")
+            supervoxels = np.where(allowed, supervoxels, 0)  # a removed slice contributes no area
         areas = np.stack([np.bincount(supervoxels[..., z].ravel(), minlength=count) for z in range(supervoxels.shape[-1])])
         cumulative = np.concatenate([np.zeros((1, count), dtype=np.int64), np.cumsum(areas, axis=0)])
         slabs = cumulative[self.depth :] - cumulative[: -self.depth]  # (D - depth + 1, count)
         big = slabs >= self.min_size
         big[:, 0] = False
+        if allowed is not None:  # every slice of a slab must be allowed
+            ok_sum = np.concatenate([[0], np.cumsum(allowed)])
+            big &= (ok_sum[self.depth :] - ok_sum[: -self.depth] == self.depth)[:, None]
         ok = big[:-1] & big[1:] if self.mode == "adjacent" else big
         return np.argwhere(ok)
 

@@ -137,3 +137,25 @@ def test_3d_slab_episodes(image_only, slic_maps):
         block = maps[query.volume][..., query.start : query.stop] == sv
         np.testing.assert_array_equal(item["query_label"][0].numpy(), block)
         assert block.sum() >= 500 and item["support_mask"].sum() >= 500
+
+
+def test_setting2_filter_for_supervoxel_episodes(chaos_dir, image_only, slic_maps):
+    """Setting 2 for self-supervision: slices with a test class are never drawn; masks still from supervoxels."""
+    import nibabel as nib
+
+    from monai_fewshot.data import CHAOS_CLASSES, ClassSplit
+
+    _, maps = slic_maps
+    split = ClassSplit(CHAOS_CLASSES, (2, 3), setting=2)
+    labels = {v: np.asarray(nib.load(chaos_dir / f"label_{v}.nii.gz").dataobj) for v in maps}
+    allowed = {v: split.allowed_slices(labels[v]) for v in maps}
+    for spatial_dims, depth in ((2, 1), (3, 3)):
+        sampler = SupervoxelEpisodeSampler(
+            maps, min_size=100, num_episodes=60, seed=0, spatial_dims=spatial_dims, depth=depth, allowed_slices=allowed
+        )
+        for episode in sampler.episodes():
+            for ref in (episode.query, episode.support[0][0]):
+                assert allowed[ref.volume][ref.start : ref.stop].all()
+                assert not np.isin(labels[ref.volume][..., ref.start : ref.stop], (2, 3)).any()
+    with pytest.raises(ValueError, match="no entry for volume"):
+        SupervoxelEpisodeSampler(maps, allowed_slices={"1": allowed["1"]})
