@@ -145,3 +145,20 @@ def test_copy_support_baseline_is_pinned(chaos_store):
     per_class = {c: round(100 * d, 2) for c, d in result.per_class().items()}
     assert per_class == {1: 57.02, 2: 43.27, 3: 45.17, 4: 26.93}
     assert round(100 * result.mean(), 2) == 43.10
+
+
+def test_protocol_batches_have_catnet_shapes(cmr_store, cmr_raw):
+    protocol = EpisodeProtocol(cmr_store, lineage_folds(list(cmr_store))[:1], class_ids=[2])
+    episode = next(protocol.episodes())
+    batch = protocol.batch(episode)
+    n = len(episode.query_slices)
+    assert batch["query"].shape == (n, 1, 256, 256) and batch["query_label"].shape == (n, 1, 256, 256)
+    assert batch["support"].shape == (n, 1, 1, 256, 256) and batch["support_mask"].shape == (n, 1, 1, 256, 256)
+    truth = cmr_raw[int(episode.support)][..., episode.support_slice] == 2
+    np.testing.assert_array_equal(batch["support_mask"][-1, 0, 0].numpy(), truth)
+    np.testing.assert_array_equal(
+        batch["query_label"][:, 0].numpy(), np.moveaxis(cmr_raw[int(episode.query)][..., list(episode.query_slices)] == 2, -1, 0)
+    )
+    volume = protocol.batch(next(protocol.episodes_3d()))
+    depth = cmr_raw[int(episode.query)].shape[-1]
+    assert volume["query"].shape == (1, 1, 256, 256, depth) and volume["support_mask"].shape[:3] == (1, 1, 1)
