@@ -23,6 +23,7 @@ from monai_fewshot.data.protocol import (
     support_slices,
     volume_dice,
 )
+from monai_fewshot.data.readers import SimpleITKReader
 from monai_fewshot.data.sampler import DistributedEpisodeSampler, Episode, EpisodeSampler, SlabRef
 from monai_fewshot.data.splits import CHAOS_SETTING2_TEST_CLASSES, ClassSplit, excluded_slices
 from monai_fewshot.data.supervoxels import SupervoxelCache, SupervoxelEpisodeSampler, compute_supervoxels
@@ -41,6 +42,7 @@ __all__ = [
     "Fold",
     "ProtocolEpisode3D",
     "ProtocolResult",
+    "SimpleITKReader",
     "SlabRef",
     "SupervoxelCache",
     "SupervoxelEpisodeSampler",

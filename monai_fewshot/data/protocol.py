@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from monai_fewshot.data.layout import VolumeStore
 
@@ -273,6 +274,36 @@ class EpisodeProtocol:
             counts[key] = counts.get(key, 0) + len(episode.query_slices)
         return counts
 
+    def batch(self, episode: ChunkEpisode | ProtocolEpisode3D) -> dict[str, torch.Tensor]:
+        """An episode as a CAT-Net batch.
+
+        2D (``ChunkEpisode``): query (Q, C, H, W) for its Q slices, support (Q, 1, C, H, W) and support_mask
+        (Q, 1, 1, H, W) (the chunk's support slice, repeated), query_label (Q, 1, H, W).
+        3D (``ProtocolEpisode3D``): query (1, C, H, W, D), support (1, 1, C, H, W, D), support_mask
+        (1, 1, 1, H, W, D), query_label (1, 1, H, W, D).
+        """
+        support, query = self.store[episode.support], self.store[episode.query]
+        c = episode.class_id
+        if isinstance(episode, ChunkEpisode):
+            z = list(episode.query_slices)
+            q = torch.from_numpy(np.moveaxis(query.image[..., z], -1, 0).copy())
+            s = torch.from_numpy(support.image[..., episode.support_slice].copy())
+            m = torch.from_numpy((support.label[..., episode.support_slice] == c).astype(np.float32))
+            label = torch.from_numpy(np.moveaxis(query.label[..., z] == c, -1, 0).astype(np.float32))
+            n = len(z)
+            return {
+                "query": q,
+                "support": s[None, None].expand(n, 1, *s.shape),
+                "support_mask": m[None, None, None].expand(n, 1, 1, *m.shape),
+                "query_label": label[:, None],
+            }
+        return {
+            "query": torch.from_numpy(query.image)[None],
+            "support": torch.from_numpy(support.image)[None, None],
+            "support_mask": torch.from_numpy((support.label == c).astype(np.float32))[None, None, None],
+            "query_label": torch.from_numpy((query.label == c).astype(np.float32))[None, None],
+        }
+
     def evaluate(self, predict: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]) -> ProtocolResult:
         """Run a 2D predictor over the protocol and score it.
 
@@ -299,4 +330,22 @@ class EpisodeProtocol:
             z = sorted(by_slice)
             truth = self.store[query_id].label[..., z] == c
             result.records.append((fold, c, query_id, volume_dice(np.stack([by_slice[i] for i in z], -1), truth)))
+        return result
+
+    def evaluate_3d(self, predict: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]) -> ProtocolResult:
+        """Run a 1-shot 3D predictor over the protocol and score it on the same slices as the 2D protocol.
+
+        Args:
+            predict: ``predict(query, support, support_mask) -> mask`` with query and support (C, H, W, D) float32
+                volumes, support_mask (1, H, W, D) in {0, 1}, returning an (H, W, D) boolean mask.
+        """
+        result = ProtocolResult(class_names=dict(self.store.classes or {}))
+        for episode in self.episodes_3d():
+            support, query = self.store[episode.support], self.store[episode.query]
+            mask = predict(query.image, support.image, (support.label[None] == episode.class_id).astype(np.float32))
+            if mask.shape != query.image.shape[1:]:
+                raise ValueError(f"predict returned shape {mask.shape}, expected {query.image.shape[1:]}.")
+            z = list(episode.scored_slices)
+            truth = query.label[..., z] == episode.class_id
+            result.records.append((episode.fold, episode.class_id, episode.query, volume_dice(mask[..., z], truth)))
         return result

@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import Sampler
 
 from monai_fewshot.data.layout import VolumeStore
+from monai_fewshot.data.protocol import Fold
 from monai_fewshot.data.splits import ClassSplit
 
 __all__ = ["DistributedEpisodeSampler", "Episode", "EpisodeSampler", "SlabRef", "window_starts"]
@@ -82,6 +83,11 @@ class EpisodeSampler:
         num_episodes: episodes per epoch (default 1000).
         seed: the generator seed (default 0).
         distinct_volumes: draw the query from a volume none of the shots use, as the lineage does (default True).
+        fold: the evaluation fold; when given, ``volume_ids`` defaults to ``fold.train`` and a test or validation
+            volume of the fold in ``volume_ids`` raises (default None: no check).
+
+    The query slab contains the episode's first class (for ``n_way > 1`` the others may or may not appear in it;
+    its label has one mask per class).
 
     Example:
         >>> sampler = EpisodeSampler(store, ClassSplit(CHAOS_CLASSES, (2, 3)), num_episodes=100, seed=1)
@@ -100,6 +106,7 @@ class EpisodeSampler:
         num_episodes: int = 1000,
         seed: int = 0,
         distinct_volumes: bool = True,
+        fold: Fold | None = None,
     ) -> None:
         if spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}.")
@@ -110,7 +117,14 @@ class EpisodeSampler:
         if depth is not None and depth < 1:
             raise ValueError(f"depth must be >= 1 or None, got {depth}.")
         self.store, self.split = store, split
-        self.volume_ids = list(volume_ids) if volume_ids is not None else list(store)
+        if volume_ids is None:
+            volume_ids = fold.train if fold is not None else list(store)
+        self.volume_ids = list(volume_ids)
+        if fold is not None:
+            held_out = {fold.support, *fold.queries, *([fold.val_support] if fold.val_support else []), *fold.val_queries}
+            leaked = sorted(set(self.volume_ids) & held_out, key=str)
+            if leaked:
+                raise ValueError(f"volume_ids {leaked} are test or validation volumes of fold {fold.index}: train on fold.train.")
         missing = [v for v in self.volume_ids if v not in store]
         if missing:
             raise ValueError(f"volume_ids {missing} are not in the store (ids: {list(store)}).")
@@ -188,6 +202,8 @@ class DistributedEpisodeSampler(Sampler[int]):
     Use with a map-style episode dataset (``EpisodeDataset``) as the DataLoader's ``sampler``. The episode
     list is padded by wrapping round so every rank gets ``ceil(num_episodes / W)`` episodes, as
     ``torch.utils.data.DistributedSampler`` does; the union of the ranks' shares is the single-process list.
+
+    The epoch is the dataset's: call ``EpisodeDataset.set_epoch(e)`` on every rank.
 
     Args:
         num_episodes: episodes per epoch (``len(EpisodeSampler)``).

@@ -159,17 +159,21 @@ class SupervoxelEpisodeSampler:
     ``mode="adjacent"``: support and query are adjacent axial slices (z, z + 1 in random order) that share a
     supervoxel covering at least ``min_size`` pixels on both. ``mode="augment"``: support and query are the same
     slice (a supervoxel of at least ``min_size`` pixels on it); the episode dataset's transform, drawn with a
-    different seed for each, makes them two augmentations.
+    different seed for each, makes them two augmentations. With ``spatial_dims=3`` the same holds for slabs of
+    ``depth`` slices (adjacent: slabs ``s:s+depth`` and ``s+1:s+1+depth``; ``min_size`` counts voxels in a slab).
 
     Args:
         label_maps: ``{volume id: (H, W, D) int supervoxels}``.
         mode: ``"adjacent"`` (default) or ``"augment"``.
-        min_size: minimum supervoxel area in pixels on each slice used (default 200).
+        min_size: minimum supervoxel size in pixels (voxels for slabs) in each slice or slab used (default 200).
         num_episodes: episodes per epoch (default 1000).
         seed: generator seed (default 0).
+        spatial_dims: 2 (slices, default) or 3 (slabs).
+        depth: slab depth in slices for ``spatial_dims=3`` (default 8).
+        allowed_slices: optional ``{volume id: boolean (D,)}``, the slices episodes may use; for Setting 2 pass
+            ``ClassSplit.allowed_slices(label)`` (SSL-ALPNet removes the slices with test classes from
+            self-supervised training too). The masks still come from the supervoxels only.
     """
-
-    spatial_dims = 2
 
     def __init__(
         self,
@@ -178,33 +182,59 @@ class SupervoxelEpisodeSampler:
         min_size: int = 200,
         num_episodes: int = 1000,
         seed: int = 0,
+        spatial_dims: int = 2,
+        depth: int = 8,
+        allowed_slices: Mapping[str, np.ndarray] | None = None,
     ) -> None:
         if mode not in ("adjacent", "augment"):
             raise ValueError(f"mode must be 'adjacent' or 'augment', got {mode!r}.")
         if num_episodes < 1 or min_size < 1:
             raise ValueError(f"num_episodes and min_size must be >= 1, got {num_episodes}, {min_size}.")
+        if spatial_dims not in (2, 3):
+            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}.")
+        if depth < 1:
+            raise ValueError(f"depth must be >= 1, got {depth}.")
         if not label_maps:
             raise ValueError("label_maps is empty: give at least one volume's supervoxels.")
         self.mode, self.min_size, self.num_episodes, self.seed = mode, min_size, num_episodes, seed
+        self.spatial_dims, self.depth = spatial_dims, (1 if spatial_dims == 2 else depth)
         self.epoch = 0
         self.volume_ids: list[str] = []
-        self.candidates: list[np.ndarray] = []  # per volume: (n, 2) array of (z, supervoxel id)
+        self.candidates: list[np.ndarray] = []  # per volume: (n, 2) array of (slab start, supervoxel id)
+        if allowed_slices is not None:
+            missing = sorted(set(label_maps) - set(allowed_slices))
+            if missing:
+                raise ValueError(f"allowed_slices has no entry for volume(s) {missing}.")
         for volume_id in sorted(label_maps):
-            pairs = self._pairs(np.asarray(label_maps[volume_id]))
+            allowed = None if allowed_slices is None else np.asarray(allowed_slices[volume_id], dtype=bool)
+            pairs = self._pairs(np.asarray(label_maps[volume_id]), allowed)
             if pairs.size:
                 self.volume_ids.append(volume_id)
                 self.candidates.append(pairs)
         if not self.volume_ids:
+            where = "slice" if self.depth == 1 else f"slab of {self.depth} slices"
             raise ValueError(
-                f"no supervoxel covers {min_size} pixels on {'two adjacent slices' if mode == 'adjacent' else 'a slice'} "
-                f"in any of the volumes {sorted(label_maps)}; lower min_size or use larger supervoxels."
+                f"no supervoxel covers {min_size} {'pixels' if self.depth == 1 else 'voxels'} on "
+                f"{'two adjacent ' + where + 's' if mode == 'adjacent' else 'a ' + where} in any of the volumes "
+                f"{sorted(label_maps)}; lower min_size or use larger supervoxels."
             )
 
-    def _pairs(self, supervoxels: np.ndarray) -> np.ndarray:
+    def _pairs(self, supervoxels: np.ndarray, allowed: np.ndarray | None) -> np.ndarray:
         count = int(supervoxels.max()) + 1
+        if supervoxels.shape[-1] < self.depth:
+            return np.zeros((0, 2), dtype=np.int64)
+        if allowed is not None:
+            if allowed.shape != (supervoxels.shape[-1],):
+                raise ValueError(f"allowed_slices entry has shape {allowed.shape}, expected ({supervoxels.shape[-1]},).")
+            supervoxels = np.where(allowed, supervoxels, 0)  # a removed slice contributes no area
         areas = np.stack([np.bincount(supervoxels[..., z].ravel(), minlength=count) for z in range(supervoxels.shape[-1])])
-        big = areas >= self.min_size
+        cumulative = np.concatenate([np.zeros((1, count), dtype=np.int64), np.cumsum(areas, axis=0)])
+        slabs = cumulative[self.depth :] - cumulative[: -self.depth]  # (D - depth + 1, count)
+        big = slabs >= self.min_size
         big[:, 0] = False
+        if allowed is not None:  # every slice of a slab must be allowed
+            ok_sum = np.concatenate([[0], np.cumsum(allowed)])
+            big &= (ok_sum[self.depth :] - ok_sum[: -self.depth] == self.depth)[:, None]
         ok = big[:-1] & big[1:] if self.mode == "adjacent" else big
         return np.argwhere(ok)
 
@@ -225,8 +255,8 @@ class SupervoxelEpisodeSampler:
             support_z = query_z = z
         return Episode(
             classes=(supervoxel,),
-            support=((SlabRef(volume_id, support_z, support_z + 1),),),
-            query=SlabRef(volume_id, query_z, query_z + 1),
+            support=((SlabRef(volume_id, support_z, support_z + self.depth),),),
+            query=SlabRef(volume_id, query_z, query_z + self.depth),
             seed=int(rng.integers(2**31)),
             pseudo=True,
         )

@@ -11,7 +11,7 @@ from monai_fewshot.data.protocol import query_chunks, scored_slices, support_sli
 from monai_fewshot.transforms import lineage_augmentations
 
 
-def test_mni152_folder_episodes(tmp_path):
+def test_mni152_folder_episodes(tmp_path, one_torch_thread):
     records = read_folder(write_mni152_folder(tmp_path))
     assert [r.id for r in records] == ["1"]
     store = VolumeStore(records, DEMO_CLASSES)

@@ -125,3 +125,10 @@ def test_class_absent_from_volume_names_file(tmp_path):
     store = VolumeStore([_pair(tmp_path, label)], CHAOS_CLASSES)
     with pytest.raises(ValueError, match=r"label value 4 is absent from .*label_1\.nii\.gz"):
         support_slices(store["1"].label, 4, name=str(store.records["1"].label))
+
+
+def test_truncated_real_file_names_file(tmp_path, cmr_dir):
+    truncated = tmp_path / "image_1.nii.gz"
+    truncated.write_bytes((cmr_dir / "image_1.nii.gz").read_bytes()[:20000])
+    with pytest.raises(ValueError, match=r"cannot read .*image_1\.nii\.gz"):
+        load_volume(VolumeRecord("1", truncated, cmr_dir / "label_1.nii.gz"))

@@ -104,6 +104,11 @@ def test_3d_episodes(chaos_store):
     counts = protocol.scored_slice_counts()
     for (f, c), n in counts.items():
         assert sum(len(e.scored_slices) for e in episodes if e.fold == f and e.class_id == c) == n
+    # a 3D predictor is scored on the same voxels as the 2D protocol
+    ones_2d = protocol.evaluate(lambda query, support, mask: np.ones((query.shape[0],) + query.shape[2:], bool))
+    ones_3d = protocol.evaluate_3d(lambda query, support, mask: np.ones(query.shape[1:], bool))
+    for a, b in zip(sorted(ones_3d.records), sorted(ones_2d.records)):
+        assert a[:3] == b[:3] and a[3] == pytest.approx(b[3])
 
 
 @pytest.mark.parametrize("n", [20, 35])
@@ -131,3 +136,29 @@ def test_protocol_errors(cmr_store):
         lineage_folds(["a", "b", "c", "d", "e"])
     with pytest.raises(ValueError, match="chunking"):
         EpisodeProtocol(cmr_store, lineage_folds(list(cmr_store)), chunking="thirds")
+
+
+def test_copy_support_baseline_is_pinned(chaos_store):
+    """Pasting the support slice's mask onto every query slice: the protocol's floor, pinned to the digit."""
+    protocol = EpisodeProtocol(chaos_store, lineage_folds(list(chaos_store)))
+    result = protocol.evaluate(lambda query, support, mask: np.repeat(mask > 0, query.shape[0], axis=0))
+    per_class = {c: round(100 * d, 2) for c, d in result.per_class().items()}
+    assert per_class == {1: 57.02, 2: 43.27, 3: 45.17, 4: 26.93}
+    assert round(100 * result.mean(), 2) == 43.10
+
+
+def test_protocol_batches_have_catnet_shapes(cmr_store, cmr_raw):
+    protocol = EpisodeProtocol(cmr_store, lineage_folds(list(cmr_store))[:1], class_ids=[2])
+    episode = next(protocol.episodes())
+    batch = protocol.batch(episode)
+    n = len(episode.query_slices)
+    assert batch["query"].shape == (n, 1, 256, 256) and batch["query_label"].shape == (n, 1, 256, 256)
+    assert batch["support"].shape == (n, 1, 1, 256, 256) and batch["support_mask"].shape == (n, 1, 1, 256, 256)
+    truth = cmr_raw[int(episode.support)][..., episode.support_slice] == 2
+    np.testing.assert_array_equal(batch["support_mask"][-1, 0, 0].numpy(), truth)
+    np.testing.assert_array_equal(
+        batch["query_label"][:, 0].numpy(), np.moveaxis(cmr_raw[int(episode.query)][..., list(episode.query_slices)] == 2, -1, 0)
+    )
+    volume = protocol.batch(next(protocol.episodes_3d()))
+    depth = cmr_raw[int(episode.query)].shape[-1]
+    assert volume["query"].shape == (1, 1, 256, 256, depth) and volume["support_mask"].shape[:3] == (1, 1, 1)

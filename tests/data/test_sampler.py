@@ -86,3 +86,26 @@ def test_distributed_bad_rank():
 def test_too_few_volumes(chaos_store):
     with pytest.raises(ValueError, match="fewer than the 3"):
         _sampler(chaos_store, CHAOS_CLASSES, (2, 3), volume_ids=["1", "2"], k_shot=2)
+
+
+def test_fold_guards_against_test_leakage(chaos_store):
+    from monai_fewshot.data import lineage_folds
+
+    fold = lineage_folds(list(chaos_store))[1]
+    sampler = _sampler(chaos_store, CHAOS_CLASSES, (2, 3), fold=fold, num_episodes=30)
+    assert sampler.volume_ids == list(fold.train)
+    used = {ref.volume for e in sampler for ref in [e.query, *e.support[0]]}
+    assert used <= set(fold.train)
+    with pytest.raises(ValueError, match=r"\['10'\] are test or validation volumes of fold 1"):
+        _sampler(chaos_store, CHAOS_CLASSES, (2, 3), fold=fold, volume_ids=[*fold.train, "10"])
+
+
+def test_distributed_defaults_from_process_group(tmp_path):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        sampler = DistributedEpisodeSampler(7)
+        assert (sampler.num_replicas, sampler.rank) == (1, 0) and list(sampler) == list(range(7))
+    finally:
+        dist.destroy_process_group()

@@ -36,7 +36,7 @@ def test_any_rule_removes_more_than_the_lineage_and_rule(chaos_raw):
         removed_any, removed_and = removed_any + any_rule.sum(), removed_and + and_rule.sum()
         has = [(label == c).any(axis=(0, 1)) for c in kidneys]
         one_kidney_kept_by_and += int(((has[0] ^ has[1]) & ~and_rule).sum())
-    assert removed_any > removed_and
+    assert (removed_any, removed_and) == (324, 261)  # the README's figures (718 CHAOS slices)
     assert one_kidney_kept_by_and == removed_any - removed_and > 0  # the slices the AND rule wrongly keeps
 
 

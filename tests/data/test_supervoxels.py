@@ -7,7 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from monai_fewshot.data import EpisodeDataset, SupervoxelCache, SupervoxelEpisodeSampler, VolumeStore, read_folder
+from monai_fewshot.data import (
+    EpisodeDataset,
+    SupervoxelCache,
+    SupervoxelEpisodeSampler,
+    VolumeStore,
+    compute_supervoxels,
+    read_folder,
+)
 from monai_fewshot.data import supervoxels as supervoxel_module
 from monai_fewshot.transforms import lineage_augmentations
 
@@ -94,9 +101,11 @@ def test_supervoxel_episodes_seeded(slic_maps):
     assert first != SupervoxelEpisodeSampler(maps, num_episodes=20, seed=2).episodes()
 
 
-def test_augment_episodes_felzenszwalb(image_only, tmp_path, one_torch_thread):
-    cache = SupervoxelCache(tmp_path, method="felzenszwalb")
-    maps = {"1": cache.get(image_only["1"])}
+def test_augment_episodes_felzenszwalb(image_only, one_torch_thread):
+    image = image_only["1"].image[0]
+    superpixels = np.zeros(image.shape, np.int32)
+    superpixels[..., 14:18] = compute_supervoxels(image[..., 14:18], method="felzenszwalb")  # 4 slices keep it quick
+    maps = {"1": superpixels}
     # 2D superpixels: no id on two slices
     per_slice = [set(np.unique(maps["1"][..., z])) - {0} for z in range(maps["1"].shape[-1])]
     assert all(not (a & b) for a, b in zip(per_slice, per_slice[1:]))
@@ -113,3 +122,40 @@ def test_sampler_errors():
         SupervoxelEpisodeSampler({"1": np.ones((8, 8, 3), np.int32)}, min_size=100)
     with pytest.raises(ValueError, match="mode"):
         SupervoxelEpisodeSampler({"1": np.ones((8, 8, 3), np.int32)}, mode="pairs")
+
+
+def test_3d_slab_episodes(image_only, slic_maps):
+    _, maps = slic_maps
+    sampler = SupervoxelEpisodeSampler(maps, mode="adjacent", min_size=500, num_episodes=6, seed=3, spatial_dims=3, depth=4)
+    dataset = EpisodeDataset(image_only, sampler, label_maps=maps)
+    for index, episode in enumerate(sampler.episodes()):
+        support, query = episode.support[0][0], episode.query
+        assert support.stop - support.start == query.stop - query.start == 4 and abs(support.start - query.start) == 1
+        item = dataset[index]
+        assert item["query"].shape[-1] == 4 and item["support_mask"].shape == (1, 1, 256, 256, 4)
+        (sv,) = episode.classes
+        block = maps[query.volume][..., query.start : query.stop] == sv
+        np.testing.assert_array_equal(item["query_label"][0].numpy(), block)
+        assert block.sum() >= 500 and item["support_mask"].sum() >= 500
+
+
+def test_setting2_filter_for_supervoxel_episodes(chaos_dir, image_only, slic_maps):
+    """Setting 2 for self-supervision: slices with a test class are never drawn; masks still from supervoxels."""
+    import nibabel as nib
+
+    from monai_fewshot.data import CHAOS_CLASSES, ClassSplit
+
+    _, maps = slic_maps
+    split = ClassSplit(CHAOS_CLASSES, (2, 3), setting=2)
+    labels = {v: np.asarray(nib.load(chaos_dir / f"label_{v}.nii.gz").dataobj) for v in maps}
+    allowed = {v: split.allowed_slices(labels[v]) for v in maps}
+    for spatial_dims, depth in ((2, 1), (3, 3)):
+        sampler = SupervoxelEpisodeSampler(
+            maps, min_size=100, num_episodes=60, seed=0, spatial_dims=spatial_dims, depth=depth, allowed_slices=allowed
+        )
+        for episode in sampler.episodes():
+            for ref in (episode.query, episode.support[0][0]):
+                assert allowed[ref.volume][ref.start : ref.stop].all()
+                assert not np.isin(labels[ref.volume][..., ref.start : ref.stop], (2, 3)).any()
+    with pytest.raises(ValueError, match="no entry for volume"):
+        SupervoxelEpisodeSampler(maps, allowed_slices={"1": allowed["1"]})
