@@ -1,1 +1,2 @@
 from monai_fewshot.inferers.slice_inferer import FewShotSliceInferer, chunk_assignment, nearest_assignment
+from monai_fewshot.inferers.volume_segmentation import segment_volumes

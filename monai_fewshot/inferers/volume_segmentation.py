@@ -1,0 +1,99 @@
+"""Segment query volumes from a support volume and its mask, and write NIfTI masks with the query's affine."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import torch
+from torch import nn
+
+from monai_fewshot.data.layout import VolumeRecord, load_volume
+from monai_fewshot.data.protocol import support_slices
+from monai_fewshot.inferers.slice_inferer import FewShotSliceInferer, chunk_assignment
+from monai_fewshot.utils import atomic_path
+
+__all__ = ["segment_volumes"]
+
+
+def _output_name(query: Path) -> str:
+    stem = query.name
+    for suffix in (".nii.gz", ".nii"):
+        if stem.endswith(suffix):
+            stem = stem[: -len(suffix)]
+    return f"{stem}_seg.nii.gz"
+
+
+@torch.no_grad()
+def segment_volumes(
+    network: nn.Module,
+    support_image: str | Path,
+    support_label: str | Path,
+    class_value: int,
+    query_images: Sequence[str | Path],
+    output_dir: str | Path,
+    n_chunks: int = 3,
+    device: str | torch.device = "cpu",
+    batch_size: int = 8,
+) -> list[Path]:
+    """1-way segmentation of whole query volumes, the protocol's way, without the query's labels.
+
+    The support volume's slices holding ``class_value`` are cut into ``n_chunks`` thirds and the middle slice
+    of each becomes a support; each query volume's axial slices are cut into as many consecutive chunks and
+    chunk j is predicted from support j. Every input is checked before anything is written; each mask is
+    written atomically as ``<query name>_seg.nii.gz`` (uint8, 1 = class) with the query's affine and header.
+
+    Args:
+        network: ``network(query, support, support_mask)`` returning logits or an output with ``.logits``.
+        support_image, support_label: the support volume and its label map (NIfTI).
+        class_value: the label value to segment.
+        query_images: NIfTI volumes to segment.
+        output_dir: where masks are written.
+        n_chunks: supports taken from the support volume. Defaults to 3.
+        device: inference device.
+        batch_size: query slices per forward pass.
+
+    Returns:
+        the written paths, in the order of ``query_images``.
+    """
+    device = torch.device(device)
+    queries = [Path(q) for q in query_images]
+    if not queries:
+        raise ValueError("query_images is empty: give at least one query volume.")
+    missing = [str(q) for q in queries if not q.is_file()]
+    if missing:
+        raise FileNotFoundError(f"query image(s) not found: {missing}.")
+    support = load_volume(VolumeRecord("support", Path(support_image), Path(support_label)))
+    positions = support_slices(support.label, int(class_value), n_chunks, name=str(support_label))
+    support_images = torch.from_numpy(np.moveaxis(support.image[..., positions], -1, 0).copy())  # (N, C, H, W)
+    support_masks = torch.from_numpy(np.moveaxis(support.label[..., positions] == class_value, -1, 0).copy())
+    support_masks = support_masks[:, None].float()
+    headers = []
+    for query in queries:
+        header = nib.load(str(query))
+        if tuple(header.shape[:2]) != tuple(support.image.shape[1:3]):
+            raise ValueError(
+                f"{query} has in-plane size {tuple(header.shape[:2])}, the support {support_image} "
+                f"{tuple(support.image.shape[1:3])}: resample them to one grid first."
+            )
+        headers.append(header)
+    network = network.to(device).eval()
+    inferer = FewShotSliceInferer(batch_size=batch_size)
+    written = []
+    for query, header in zip(queries, headers):
+        volume = load_volume(VolumeRecord("query", query), load_label=False)
+        depth = volume.image.shape[-1]
+        assignment = chunk_assignment(depth, np.arange(depth), n_chunks)
+        logits = inferer(
+            torch.from_numpy(volume.image).to(device), network, support_images.to(device), support_masks.to(device), assignment
+        )
+        mask = (logits[0] > 0).cpu().numpy().astype(np.uint8)
+        image = nib.Nifti1Image(mask, header.affine, header.header)
+        image.set_data_dtype(np.uint8)
+        target = Path(output_dir) / _output_name(query)
+        with atomic_path(target) as tmp:
+            nib.save(image, str(tmp))
+        written.append(target)
+    return written
