@@ -1,0 +1,143 @@
+"""The CAT-Net bundle, run for real with `python -m monai.bundle` on CHAOS volumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from monai.bundle import ConfigParser
+
+from tests.bundles.conftest import BUNDLE, SCHEMA, bundle_command, run_bundle
+
+TINY = {"working_size": "[64,64]", "batch_size": 2, "num_workers": 0}
+
+
+def test_configs_parse_and_build_the_network():
+    parser = ConfigParser()
+    parser.read_config([str(BUNDLE / "configs" / "train.json"), str(BUNDLE / "configs" / "evaluate.json")])
+    parser.read_meta(str(BUNDLE / "configs" / "metadata.json"))
+    assert parser.get_parsed_content("network_def").spatial_size == (128, 128)
+    assert "evaluate" in parser.get() and parser["run"][0].startswith("$@evaluate::catnet")
+    inference = ConfigParser()
+    inference.read_config(str(BUNDLE / "configs" / "inference.json"))
+    assert inference.get_parsed_content("network_def").packed_channels == 3
+
+
+def test_verify_metadata_with_the_local_schema():
+    result = run_bundle("verify_metadata", filepath=SCHEMA, timeout=300)
+    assert "metadata is verified with no error" in result.stdout + result.stderr
+
+
+def test_verify_net_in_out():
+    result = run_bundle("verify_net_in_out", "inference.json", net_id="network_def", timeout=600)
+    assert "data shape of network is verified with no error" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_train_is_killed_and_resumes_the_same_stream(small_chaos, supervoxel_cache, tmp_path):
+    overrides = dict(TINY, dataset_dir=small_chaos, supervoxel_cache=supervoxel_cache, run_dir=tmp_path / "run",
+                     ckpt_dir=tmp_path / "models", episodes_per_epoch=3, max_epochs=3, val_interval=3)
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    process = subprocess.Popen(bundle_command("run", "train.json", **overrides), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
+    deadline = time.time() + 900
+    while not list((tmp_path / "run").glob("checkpoint_*.pt")) and process.poll() is None and time.time() < deadline:
+        time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    saved = sorted(int(p.stem.split("_")[1]) for p in (tmp_path / "run").glob("checkpoint_*.pt"))
+    assert saved and saved[-1] % 3 == 0 and saved[-1] < 9, saved  # killed after the first epoch's checkpoint
+
+    result = run_bundle("run", "train.json", **overrides)
+    log = result.stdout + result.stderr
+    assert f"resuming from iteration {saved[-1]}, epoch {saved[-1] // 3}" in log
+    final = torch.load(tmp_path / "run" / "checkpoint_9.pt", weights_only=False)
+    assert final["trainer"]["iteration"] == 9 and final["trainer"]["epoch"] == 3
+    assert (tmp_path / "models" / "model_fold0.pt").is_file()  # validation ran and kept the best model
+    assert not list((tmp_path / "run").glob("*.tmp")) and not list((tmp_path / "run").glob(".*"))
+
+
+@pytest.mark.slow
+def test_evaluate_writes_tables_and_overlays(small_chaos, tmp_path):
+    from monai_fewshot.networks import ResizedFewShot, catnet_light
+
+    models = tmp_path / "models"
+    models.mkdir()
+    torch.manual_seed(0)
+    torch.save(ResizedFewShot(catnet_light(2), (64, 64)).state_dict(), models / "model_fold1.pt")
+    run_bundle("run", "train.json", "evaluate.json", **TINY, dataset_dir=small_chaos, ckpt_dir=models,
+               eval_dir=tmp_path / "eval")
+    files = sorted(p.name for p in (tmp_path / "eval").iterdir())
+    assert "catnet_dice.csv" in files and "catnet_dice.md" in files and "floor_dice.md" in files
+    assert sum(name.endswith(".png") for name in files) == 4
+    rows = (tmp_path / "eval" / "catnet_dice.csv").read_text().splitlines()
+    assert rows[0] == "fold,class,volume,dice,hd95"
+    assert {row.split(",")[0] for row in rows[1:]} == {"1"}  # only the fold that has a checkpoint
+    assert len(rows) - 1 == 4 * 2  # 4 classes x 2 query volumes of fold 1
+    assert "| fold 1 |" in (tmp_path / "eval" / "floor_dice.md").read_text()
+
+
+@pytest.mark.slow
+def test_inference_writes_masks_with_the_query_affine(chaos_dir, tmp_path):
+    from monai_fewshot.networks import ResizedFewShot, catnet_light
+
+    torch.manual_seed(0)
+    torch.save(ResizedFewShot(catnet_light(2), (64, 64)).state_dict(), tmp_path / "model.pt")
+    run_bundle("run", "inference.json", working_size="[64,64]", checkpoint=tmp_path / "model.pt",
+               support_image=chaos_dir / "image_1.nii.gz", support_label=chaos_dir / "label_1.nii.gz", class_value=4,
+               query_images=repr([str(chaos_dir / "image_2.nii.gz"), str(chaos_dir / "image_15.nii.gz")]),
+               output_dir=tmp_path / "out")
+    for subject in ("2", "15"):
+        mask, query = nib.load(tmp_path / "out" / f"image_{subject}_seg.nii.gz"), nib.load(chaos_dir / f"image_{subject}.nii.gz")
+        assert mask.shape == query.shape and np.array_equal(mask.affine, query.affine)
+        assert mask.get_data_dtype() == np.uint8 and set(np.unique(np.asarray(mask.dataobj))) <= {0, 1}
+
+
+@pytest.mark.slow
+def test_inference_bad_inputs_leave_no_output(chaos_dir, tmp_path):
+    from monai_fewshot.networks import ResizedFewShot, catnet_light
+
+    torch.save(ResizedFewShot(catnet_light(2), (64, 64)).state_dict(), tmp_path / "model.pt")
+    common = dict(working_size="[64,64]", support_image=chaos_dir / "image_1.nii.gz", support_label=chaos_dir / "label_1.nii.gz",
+                  query_images=repr([str(chaos_dir / "image_2.nii.gz")]), output_dir=tmp_path / "out")
+    absent = run_bundle("run", "inference.json", check=False, checkpoint=tmp_path / "model.pt", class_value=7, **common)
+    assert absent.returncode != 0 and "label value 7 is absent from" in absent.stderr and "label_1.nii.gz" in absent.stderr
+    torch.save(catnet_light(2, feature_size=64, num_heads=2).state_dict(), tmp_path / "other.pt")
+    other = run_bundle("run", "inference.json", check=False, checkpoint=tmp_path / "other.pt", class_value=1, **common)
+    assert other.returncode != 0 and "does not fit" in other.stderr and "other.pt" in other.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.slow
+def test_missing_data_folder_is_a_clear_error(tmp_path):
+    result = run_bundle("run", "train.json", check=False, **TINY, dataset_dir=tmp_path / "nowhere",
+                        supervoxel_cache=tmp_path / "cache", run_dir=tmp_path / "run", ckpt_dir=tmp_path / "models")
+    assert result.returncode != 0 and str(tmp_path / "nowhere") in result.stderr
+    assert not (tmp_path / "run").exists() and not (tmp_path / "models").exists()
+
+
+@pytest.mark.slow
+def test_ckpt_export_gives_the_same_masks(chaos_dir, tmp_path):
+    from monai_fewshot.networks import ChannelPackedFewShot, ResizedFewShot, catnet_light
+
+    torch.manual_seed(0)
+    net = ChannelPackedFewShot(ResizedFewShot(catnet_light(2), (64, 64))).eval()
+    torch.save(net.state_dict(), tmp_path / "model.pt")
+    run_bundle("ckpt_export", "inference.json", net_id="network_def", filepath=tmp_path / "model.ts",
+               ckpt_file=tmp_path / "model.pt", working_size="[64,64]", use_trace=True, input_shape="[1,3,256,256]")
+    exported = torch.jit.load(str(tmp_path / "model.ts"))
+    image = nib.load(chaos_dir / "image_2.nii.gz").get_fdata().astype(np.float32)
+    label = np.asarray(nib.load(chaos_dir / "label_2.nii.gz").dataobj) == 1
+    z = int(np.argmax(label.sum((0, 1))))
+    image = (image - image.mean()) / image.std()
+    x = torch.from_numpy(np.stack([image[..., z], image[..., z - 1], label[..., z - 1].astype(np.float32)]))[None]
+    with torch.no_grad():
+        torch.testing.assert_close(exported(x) > 0, net(x) > 0)
+
