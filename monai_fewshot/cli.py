@@ -1,19 +1,92 @@
-"""The ``monai-fewshot`` command."""
+"""The ``monai-fewshot`` command: thin wrappers over the CAT-Net bundle and the library."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 
 __all__ = ["main"]
 
+REPO = Path(__file__).resolve().parents[1]
+DATASETS = {"chaos": "CHAOS_CLASSES", "cmr": "CMR_CLASSES"}
+
+
+def _bundle_dir(args: argparse.Namespace) -> Path:
+    bundle = Path(args.bundle) if args.bundle else REPO / "bundles" / "catnet_fewshot"
+    if not (bundle / "configs" / "metadata.json").is_file():
+        raise SystemExit(f"error: no bundle at {bundle} (expected configs/metadata.json); pass --bundle DIR.")
+    return bundle
+
+
+def _run_bundle(bundle: Path, configs: list[str], **overrides) -> int:
+    """``python -m monai.bundle run`` in a child process, so its logging and failures stay its own."""
+    files = [str(bundle / "configs" / c) for c in configs]
+    command = [sys.executable, "-m", "monai.bundle", "run", "--config_file", files[0] if len(files) == 1 else repr(files),
+               "--meta_file", str(bundle / "configs" / "metadata.json"),
+               "--logging_file", str(bundle / "configs" / "logging.conf"), "--bundle_root", str(bundle)]
+    for key, value in overrides.items():
+        if value is not None:
+            command += [f"--{key}", str(value)]
+    return subprocess.call(command)
+
+
+def _dataset_overrides(args: argparse.Namespace) -> dict:
+    data = Path(args.data).expanduser()
+    if not data.is_dir():
+        raise SystemExit(f"error: data folder {data} does not exist (expected image_N / label_N NIfTI files).")
+    return {"dataset_dir": data, "classes": f"$monai_fewshot.data.{DATASETS[args.dataset]}"}
+
+
+def _train(args: argparse.Namespace) -> int:
+    bundle = _bundle_dir(args)
+    overrides = _dataset_overrides(args) | {
+        "fold": args.fold, "max_epochs": args.epochs, "episodes_per_epoch": args.episodes_per_epoch,
+        "batch_size": args.batch_size, "num_workers": args.workers, "run_dir": args.run_dir, "ckpt_dir": args.ckpt_dir,
+        "exclude_classes": repr(args.exclude) if args.exclude else None,
+    }
+    return _run_bundle(bundle, ["train.json"], **overrides)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    bundle = _bundle_dir(args)
+    overrides = _dataset_overrides(args) | {"eval_dir": args.output, "ckpt_dir": args.ckpt_dir, "eval_split": args.split}
+    status = _run_bundle(bundle, ["train.json", "evaluate.json"], **overrides)
+    output = Path(args.output) if args.output else bundle / "eval"
+    for name in ("catnet", "floor"):
+        table = output / f"{name}_dice.md"
+        if status == 0 and table.is_file():
+            print(table.read_text())
+    return status
+
+
+def _segment(args: argparse.Namespace) -> int:
+    bundle = _bundle_dir(args)
+    overrides = {
+        "support_image": Path(args.support).resolve(), "support_label": Path(args.support_label).resolve(),
+        "class_value": args.class_value, "query_images": repr([str(Path(q).resolve()) for q in args.query]),
+        "output_dir": Path(args.output).resolve(), "checkpoint": args.checkpoint,
+    }
+    return _run_bundle(bundle, ["inference.json"], **overrides)
+
+
+def _benchmark(args: argparse.Namespace) -> int:
+    script = REPO / "benchmarks" / f"{args.name}.py"
+    if not script.is_file():
+        available = sorted(p.stem for p in (REPO / "benchmarks").glob("*.py"))
+        raise SystemExit(f"error: no benchmark {args.name!r} in {REPO / 'benchmarks'}; available: {available}.")
+    return subprocess.call([sys.executable, str(script), *args.extra])
+
 
 def _demo(args: argparse.Namespace) -> int:
     from monai_fewshot.data.demo import DEMO_CLASSES, load_mni152_demo
-    from monai_fewshot.networks import catnet_light
+    from monai_fewshot.engines import load_network_weights
+    from monai_fewshot.networks import ResizedFewShot, SupportMaskCopy, catnet_light
     from monai_fewshot.networks.utils import resize_to
 
     torch.manual_seed(args.seed)
@@ -25,37 +98,88 @@ def _demo(args: argparse.Namespace) -> int:
     size = (args.size, args.size)
     query = resize_to(image[None, ..., query_z], size)
     support = resize_to(image[None, ..., support_z], size)[:, None]
-    support_mask = (resize_to(label[None, ..., support_z], size, mode="nearest"))[:, None]
-    truth = resize_to(label[None, ..., query_z], size, mode="nearest")
+    support_mask = resize_to(label[None, ..., support_z], size, mode="nearest")[:, None]
+    truth = resize_to(label[None, ..., query_z], size, mode="nearest") > 0
 
-    net = catnet_light(spatial_dims=2).eval()
-    start = time.perf_counter()
-    with torch.no_grad():
-        prediction = net(query, support, support_mask).logits > 0
-    elapsed = time.perf_counter() - start
-    intersection = (prediction & (truth > 0)).sum().item()
-    dice = 2 * intersection / max(prediction.sum().item() + truth.sum().item(), 1)
-    print(f"1-shot CAT-Net (light, untrained weights) on the MNI152 template, {DEMO_CLASSES[class_id]}")
-    print(f"{'support slice':>14} {'query slice':>12} {'size':>9} {'mask voxels':>12} {'truth voxels':>13} {'Dice':>6} {'seconds':>8}")
-    print(
-        f"{support_z:>14} {query_z:>12} {args.size:>4}x{args.size:<4} {int(prediction.sum()):>12} "
-        f"{int(truth.sum()):>13} {dice:>6.3f} {elapsed:>8.2f}"
-    )
+    checkpoint = Path(args.checkpoint) if args.checkpoint else _bundle_dir(args) / "models" / "model.pt"
+    catnet = ResizedFewShot(catnet_light(spatial_dims=2), (128, 128))
+    weights = "untrained"
+    if checkpoint.is_file():
+        load_network_weights(catnet, checkpoint)
+        weights = f"weights {checkpoint.name}"
+    print(f"1-shot segmentation of the MNI152 template's {DEMO_CLASSES[class_id]} (nilearn wheel, offline): "
+          f"support slice {support_z}, query slice {query_z}, {args.size}x{args.size}")
+    print(f"{'model':<34} {'mask px':>8} {'truth px':>9} {'Dice':>6} {'seconds':>8}")
+    for name, net in ((f"CAT-Net light ({weights})", catnet), ("floor: copy the support mask", SupportMaskCopy())):
+        start = time.perf_counter()
+        with torch.no_grad():
+            output = net.eval()(query, support, support_mask)
+        prediction = (output.logits if hasattr(output, "logits") else output) > 0
+        elapsed = time.perf_counter() - start
+        dice = 2 * (prediction & truth).sum().item() / max(prediction.sum().item() + truth.sum().item(), 1)
+        print(f"{name:<34} {int(prediction.sum()):>8} {int(truth.sum()):>9} {dice:>6.3f} {elapsed:>8.2f}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="monai-fewshot", description="Few-shot medical image segmentation for MONAI.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser(
-        "demo", help="1-shot CAT-Net pass on the MNI152 template that ships with nilearn (offline).",
-        description="Segment one axial slice of the MNI152 template from a labelled slice nearby.",
+    parser = argparse.ArgumentParser(
+        prog="monai-fewshot",
+        description="Few-shot medical image segmentation for MONAI (CAT-Net). Each command wraps the "
+        "bundles/catnet_fewshot MONAI bundle or the library; see README.md.",
     )
+    parser.add_argument("--bundle", help="bundle folder (default: bundles/catnet_fewshot of this checkout)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="1-shot pass on the MNI152 template that ships with nilearn (offline).",
+                               description="Segment one axial slice of the MNI152 template from a labelled slice nearby.")
     demo.add_argument("--tissue", choices=("grey", "white"), default="white", help="class to segment (default white)")
     demo.add_argument("--gap", type=int, default=4, help="slices between support and query (default 4)")
     demo.add_argument("--size", type=int, default=128, help="in-plane size the slices are resized to (default 128)")
+    demo.add_argument("--checkpoint", help="CAT-Net weights (default: the bundle's models/model.pt when present)")
     demo.add_argument("--seed", type=int, default=0, help="seed of the network initialisation (default 0)")
     demo.set_defaults(run=_demo)
+
+    def data_arguments(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--data", required=True, help="folder of image_N.nii.gz / label_N.nii.gz volumes")
+        command.add_argument("--dataset", choices=sorted(DATASETS), default="chaos",
+                             help="class map: chaos (liver, kidneys, spleen) or cmr (LV-MYO, LV-BP, RV); default chaos")
+        command.add_argument("--ckpt-dir", help="folder of model_fold{F}.pt (default: the bundle's models/)")
+
+    train = commands.add_parser("train", help="self-supervised (supervoxel) training of one fold's model.",
+                                description="Train CAT-Net on supervoxel episodes of a fold's training volumes; "
+                                "resumes from the last checkpoint in --run-dir; keeps the best validation model "
+                                "as <ckpt-dir>/model_fold{F}.pt.")
+    data_arguments(train)
+    train.add_argument("--fold", type=int, default=0, help="fold whose test and validation volumes stay out (default 0)")
+    train.add_argument("--epochs", type=int, help="epochs (bundle default 30)")
+    train.add_argument("--episodes-per-epoch", type=int, help="batches per epoch (bundle default 100)")
+    train.add_argument("--batch-size", type=int, help="episodes per batch (bundle default 2)")
+    train.add_argument("--workers", type=int, help="data loader workers (bundle default 0)")
+    train.add_argument("--run-dir", help="checkpoints and TensorBoard logs (default: bundle runs/fold{F})")
+    train.add_argument("--exclude", type=int, nargs="*", help="Setting 2: class values whose slices training never sees")
+    train.set_defaults(run=_train)
+
+    evaluate = commands.add_parser("evaluate", help="the 5-fold 1-shot protocol: Dice tables and PNG overlays.",
+                                   description="Evaluate every fold that has a model_fold{F}.pt (trained without that "
+                                   "fold's test volumes) and the copy-the-support-mask floor on the same folds.")
+    data_arguments(evaluate)
+    evaluate.add_argument("--output", help="folder for *_dice.csv, *_dice.md and overlays (default: bundle eval/)")
+    evaluate.add_argument("--split", choices=("test", "validation"), default="test", help="default test")
+    evaluate.set_defaults(run=_evaluate)
+
+    segment = commands.add_parser("segment", help="segment query volumes from a labelled support volume (NIfTI out).")
+    segment.add_argument("--support", required=True, help="support image (NIfTI)")
+    segment.add_argument("--support-label", required=True, help="support label map (NIfTI)")
+    segment.add_argument("--class-value", type=int, required=True, help="label value to segment")
+    segment.add_argument("--query", required=True, nargs="+", help="query image(s) (NIfTI)")
+    segment.add_argument("--output", required=True, help="folder for <query>_seg.nii.gz")
+    segment.add_argument("--checkpoint", help="weights (default: the bundle's models/model.pt)")
+    segment.set_defaults(run=_segment)
+
+    benchmark = commands.add_parser("benchmark", help="run a benchmark of benchmarks/ (prints a table, writes JSON).")
+    benchmark.add_argument("name", help="e.g. catnet_speed, data_throughput")
+    benchmark.add_argument("extra", nargs=argparse.REMAINDER, help="arguments passed to the benchmark")
+    benchmark.set_defaults(run=_benchmark)
     return parser
 
 
