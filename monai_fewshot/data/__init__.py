@@ -16,12 +16,10 @@ from monai_fewshot.data.protocol import (
     EpisodeProtocol,
     Fold,
     ProtocolEpisode3D,
-    ProtocolResult,
     lineage_folds,
     query_chunks,
     scored_slices,
     support_slices,
-    volume_dice,
 )
 from monai_fewshot.data.readers import SimpleITKReader
 from monai_fewshot.data.sampler import DistributedEpisodeSampler, Episode, EpisodeSampler, SlabRef
@@ -41,7 +39,6 @@ __all__ = [
     "EpisodeSampler",
     "Fold",
     "ProtocolEpisode3D",
-    "ProtocolResult",
     "SimpleITKReader",
     "SlabRef",
     "SupervoxelCache",
@@ -58,5 +55,4 @@ __all__ = [
     "read_folder",
     "scored_slices",
     "support_slices",
-    "volume_dice",
 ]

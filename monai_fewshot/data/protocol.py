@@ -35,7 +35,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+import torch
+
 from monai_fewshot.data.layout import VolumeStore
+from monai_fewshot.metrics.fewshot_dice import FewShotScoreTable, VolumeScore, volume_scores
 
 __all__ = [
     "ChunkEpisode",
@@ -163,39 +166,6 @@ class ProtocolEpisode3D:
     scored_slices: tuple[int, ...]
 
 
-@dataclass
-class ProtocolResult:
-    """Per-volume Dice records ``(fold, class_id, query, dice)`` and their tables."""
-
-    records: list[tuple[int, int, str, float]] = field(default_factory=list)
-    class_names: dict[int, str] = field(default_factory=dict)
-
-    def per_class(self) -> dict[int, float]:
-        """Mean over folds of the fold's mean over query volumes, per class."""
-        table: dict[int, dict[int, list[float]]] = {}
-        for fold, class_id, _, dice in self.records:
-            table.setdefault(class_id, {}).setdefault(fold, []).append(dice)
-        return {c: float(np.mean([np.mean(v) for v in folds.values()])) for c, folds in sorted(table.items())}
-
-    def mean(self) -> float:
-        values = list(self.per_class().values())
-        return float(np.mean(values)) if values else float("nan")
-
-    def table(self) -> str:
-        lines = [f"{'class':<16} {'Dice %':>7}"]
-        for c, dice in self.per_class().items():
-            lines.append(f"{self.class_names.get(c, str(c)):<16} {100 * dice:>7.2f}")
-        lines.append(f"{'mean':<16} {100 * self.mean():>7.2f}")
-        return "\n".join(lines)
-
-
-def volume_dice(prediction: np.ndarray, truth: np.ndarray) -> float:
-    """Dice of two boolean arrays; 1.0 when both are empty."""
-    prediction, truth = prediction.astype(bool), truth.astype(bool)
-    denominator = prediction.sum() + truth.sum()
-    return 1.0 if denominator == 0 else float(2 * (prediction & truth).sum() / denominator)
-
-
 class EpisodeProtocol:
     """The evaluation episodes of a dataset under the lineage protocol.
 
@@ -304,7 +274,12 @@ class EpisodeProtocol:
             "query_label": torch.from_numpy((query.label == c).astype(np.float32))[None, None],
         }
 
-    def evaluate(self, predict: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]) -> ProtocolResult:
+    def _score(self, fold: int, class_id: int, query: str, prediction: np.ndarray, truth: np.ndarray) -> VolumeScore:
+        name = (self.store.classes or {}).get(class_id, str(class_id))
+        dice, _ = volume_scores(torch.from_numpy(prediction.astype(bool)), torch.from_numpy(truth))
+        return VolumeScore(fold, name, query, dice)
+
+    def evaluate(self, predict: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]) -> FewShotScoreTable:
         """Run a 2D predictor over the protocol and score it.
 
         Args:
@@ -325,21 +300,21 @@ class EpisodeProtocol:
                 raise ValueError(f"predict returned shape {mask.shape}, expected {(len(z),) + query.image.shape[1:3]}.")
             slot = predictions.setdefault((episode.fold, episode.class_id, episode.query), {})
             slot.update({zi: m for zi, m in zip(z, mask.astype(bool))})
-        result = ProtocolResult(class_names=dict(self.store.classes or {}))
+        result = FewShotScoreTable()
         for (fold, c, query_id), by_slice in predictions.items():
             z = sorted(by_slice)
             truth = self.store[query_id].label[..., z] == c
-            result.records.append((fold, c, query_id, volume_dice(np.stack([by_slice[i] for i in z], -1), truth)))
+            result.add(self._score(fold, c, query_id, np.stack([by_slice[i] for i in z], -1), truth))
         return result
 
-    def evaluate_3d(self, predict: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]) -> ProtocolResult:
+    def evaluate_3d(self, predict: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]) -> FewShotScoreTable:
         """Run a 1-shot 3D predictor over the protocol and score it on the same slices as the 2D protocol.
 
         Args:
             predict: ``predict(query, support, support_mask) -> mask`` with query and support (C, H, W, D) float32
                 volumes, support_mask (1, H, W, D) in {0, 1}, returning an (H, W, D) boolean mask.
         """
-        result = ProtocolResult(class_names=dict(self.store.classes or {}))
+        result = FewShotScoreTable()
         for episode in self.episodes_3d():
             support, query = self.store[episode.support], self.store[episode.query]
             mask = predict(query.image, support.image, (support.label[None] == episode.class_id).astype(np.float32))
@@ -347,5 +322,5 @@ class EpisodeProtocol:
                 raise ValueError(f"predict returned shape {mask.shape}, expected {query.image.shape[1:]}.")
             z = list(episode.scored_slices)
             truth = query.label[..., z] == episode.class_id
-            result.records.append((episode.fold, episode.class_id, episode.query, volume_dice(mask[..., z], truth)))
+            result.add(self._score(episode.fold, episode.class_id, episode.query, mask[..., z], truth))
         return result

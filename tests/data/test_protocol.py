@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import astuple
+
 import numpy as np
 import pytest
 
@@ -84,16 +86,18 @@ def test_evaluate_scores_only_the_scored_slices(chaos_store, chaos_raw):
     folds = lineage_folds(list(chaos_store))
     protocol = EpisodeProtocol(chaos_store, folds)
     everything = protocol.evaluate(lambda query, support, mask: np.ones((query.shape[0],) + query.shape[2:], bool))
-    assert len(everything.records) == 5 * 4 * 4
-    for fold, c, query, dice in everything.records:
+    assert len(everything.scores) == 5 * 4 * 4
+    ids = {name: value for value, name in CHAOS_CLASSES.items()}
+    for fold, name, query, dice, _ in (astuple(score) for score in everything.scores):
+        c = ids[name]
         label = chaos_raw[int(query)]
         scored = (label == c).any(axis=(0, 1))
         truth = int((label == c).sum())
         predicted = int(scored.sum()) * label.shape[0] * label.shape[1]
         assert dice == pytest.approx(2 * truth / (truth + predicted))
     nothing = protocol.evaluate(lambda query, support, mask: np.zeros((query.shape[0],) + query.shape[2:], bool))
-    assert nothing.mean() == 0.0 and set(nothing.per_class()) == {1, 2, 3, 4}
-    assert "liver" in nothing.table() and "mean" in nothing.table()
+    assert nothing.mean() == 0.0 and set(nothing.per_class()) == set(CHAOS_CLASSES.values())
+    assert "liver" in nothing.to_markdown() and "mean" in nothing.to_markdown()
 
 
 def test_3d_episodes(chaos_store):
@@ -107,8 +111,9 @@ def test_3d_episodes(chaos_store):
     # a 3D predictor is scored on the same voxels as the 2D protocol
     ones_2d = protocol.evaluate(lambda query, support, mask: np.ones((query.shape[0],) + query.shape[2:], bool))
     ones_3d = protocol.evaluate_3d(lambda query, support, mask: np.ones(query.shape[1:], bool))
-    for a, b in zip(sorted(ones_3d.records), sorted(ones_2d.records)):
-        assert a[:3] == b[:3] and a[3] == pytest.approx(b[3])
+    key = lambda score: (score.fold, score.class_name, score.volume)  # noqa: E731
+    for a, b in zip(sorted(ones_3d.scores, key=key), sorted(ones_2d.scores, key=key)):
+        assert key(a) == key(b) and a.dice == pytest.approx(b.dice)
 
 
 @pytest.mark.parametrize("n", [20, 35])
@@ -143,7 +148,7 @@ def test_copy_support_baseline_is_pinned(chaos_store):
     protocol = EpisodeProtocol(chaos_store, lineage_folds(list(chaos_store)))
     result = protocol.evaluate(lambda query, support, mask: np.repeat(mask > 0, query.shape[0], axis=0))
     per_class = {c: round(100 * d, 2) for c, d in result.per_class().items()}
-    assert per_class == {1: 57.02, 2: 43.27, 3: 45.17, 4: 26.93}
+    assert per_class == {"liver": 57.02, "right kidney": 43.27, "left kidney": 45.17, "spleen": 26.93}
     assert round(100 * result.mean(), 2) == 43.10
 
 
@@ -162,3 +167,15 @@ def test_protocol_batches_have_catnet_shapes(cmr_store, cmr_raw):
     volume = protocol.batch(next(protocol.episodes_3d()))
     depth = cmr_raw[int(episode.query)].shape[-1]
     assert volume["query"].shape == (1, 1, 256, 256, depth) and volume["support_mask"].shape[:3] == (1, 1, 1)
+
+
+def test_evaluator_path_gives_the_same_floor(chaos_dir, tmp_path):
+    """The bundle's path (MONAI evaluator + ProtocolDice, slice by slice) equals the protocol's own scoring."""
+    from monai_fewshot.engines import evaluate_protocol
+    from monai_fewshot.networks import SupportMaskCopy
+
+    table = evaluate_protocol(SupportMaskCopy(), chaos_dir, CHAOS_CLASSES, tmp_path, overlays=0, batch_size=32)
+    per_class = {name: round(100 * dice, 2) for name, dice in table.per_class().items()}
+    assert per_class == {"liver": 57.02, "right kidney": 43.27, "left kidney": 45.17, "spleen": 26.93}
+    assert round(100 * table.mean(), 2) == 43.10
+    assert (tmp_path / "model_dice.md").read_text().count("| fold ") == 5
