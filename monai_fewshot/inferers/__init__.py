@@ -1,1 +1,7 @@
+from monai_fewshot.inferers.annotated_slices import (
+    AnnotatedSegmentation,
+    choose_label_value,
+    segment_from_annotated_slices,
+    zscore,
+)
 from monai_fewshot.inferers.slice_inferer import FewShotSliceInferer, chunk_assignment, nearest_assignment
