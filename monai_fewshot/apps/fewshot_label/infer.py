@@ -139,7 +139,9 @@ class FewShotScribblesInfer(BasicInferTask):
 
         annotation = None
         if data.get("label"):
-            annotation, _, _ = read_volume(str(data["label"]), "label")
+            annotation, label_affine, _ = read_volume(str(data["label"]), "label")
+            if affine is not None and label_affine is not None and not np.allclose(label_affine, affine, atol=1e-3):
+                logger.warning("the label's affine differs from the image's; voxels are matched by index")
             if annotation.shape != image.shape:
                 raise HTTPException(
                     status_code=400,

@@ -10,6 +10,8 @@ or ``monai-fewshot label-app --studies DIR [--checkpoint PATH]``.
 App config (``--conf KEY VALUE``):
     checkpoint: state_dict of ``catnet_light(spatial_dims=2)`` (e.g. the bundle's ``models/model.pt``);
         absent: the network's seeded initial weights (until a trained checkpoint exists).
+    bundle: a MONAI bundle folder (``bundles/catnet_fewshot``); its ``models/model.pt`` is the checkpoint
+        when ``checkpoint`` is not given.
     label_name: name of the output segment. Defaults to ``organ``.
     slice_size: in-plane size the network sees, ``H,W``. Defaults to ``256,256``.
 """
@@ -36,6 +38,8 @@ class FewShotLabelApp(MONAILabelApp):
 
     def __init__(self, app_dir, studies, conf):
         self.checkpoint = conf.get("checkpoint") or None
+        if not self.checkpoint and conf.get("bundle"):  # a MONAI bundle folder: its trained weights
+            self.checkpoint = os.path.join(conf["bundle"], "models", "model.pt")
         self.label_name = conf.get("label_name", "organ")
         self.slice_size = tuple(int(s) for s in str(conf.get("slice_size", "256,256")).split(","))
         super().__init__(
