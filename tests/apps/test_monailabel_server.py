@@ -48,9 +48,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _request(url: str, data: bytes | None = None, headers: dict | None = None, timeout: float = 600):
+def _request(url: str, data: bytes | None = None, headers: dict | None = None, timeout: float = 600, method=None):
     """(status, content type, body) of a GET (``data`` None) or POST; HTTP errors are answers too."""
-    request = urllib.request.Request(url, data=data, headers=headers or {}, method="GET" if data is None else "POST")
+    method = method or ("GET" if data is None else "POST")
+    request = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.headers.get("content-type", ""), response.read()
@@ -98,6 +99,10 @@ def server(chaos_dir, tmp_path_factory):
     studies = tmp_path_factory.mktemp("studies")
     for image_id, stem in STUDIES.items():
         (studies / f"{image_id}.nii.gz").symlink_to(chaos_dir / f"{stem}.nii.gz")
+    # a 4-slice crop through the middle of chaos_1 (in the temporary study folder): a cheap query volume
+    image = nib.load(chaos_dir / "image_1.nii.gz")
+    middle = image.shape[-1] // 2
+    nib.save(image.slicer[:, :, middle - 2 : middle + 2], studies / "chaos_1_part.nii.gz")
     port = _free_port()
     command = [str(VENV / "bin" / "python"), "-m", "monailabel.main", "start_server", "--app", str(APP)]
     command += ["--studies", str(studies), "--conf", "zoo_source", "github", "--host", "127.0.0.1", "--port", str(port)]
@@ -227,3 +232,28 @@ def test_bad_requests_get_4xx_and_the_server_keeps_serving(server, case, request
     # the next request is served: one painted slice, predicted alone (extent 0)
     code, _, body = infer(base, "chaos_1", painted, affine, {"extent": 0})
     assert code == 200, body[:2000]
+
+
+def test_support_from_another_datastore_image(server, chaos_dir):
+    """``support_image``: the saved (final) label of another datastore image is the support."""
+    base = server["base"]
+    reference = nib.load(chaos_dir / "image_2.nii.gz")
+    liver = (np.asanyarray(nib.load(chaos_dir / "label_2.nii.gz").dataobj) == LIVER).astype(np.uint8)
+    body, content_type = _multipart(
+        {"params": (None, b"{}"), "label": ("chaos_2.nii.gz", gzip.compress(nib.Nifti1Image(liver, reference.affine).to_bytes()))}
+    )
+    code, _, answer = _request(f"{base}/datastore/label?image=chaos_2&tag=final", body, {"Content-Type": content_type}, method="PUT")
+    assert code == 200, answer[:2000]
+
+    code, content_type, answer = infer(base, "chaos_1_part", params={"support_image": "chaos_2"})
+    assert code == 200, answer[:2000]
+    parts = _parts(content_type, answer)
+    mask = nib.load(_write(server["log"].parent / "mask_part.nii.gz", parts["image"]))
+    assert mask.shape == (256, 256, 4)
+    params = json.loads(parts["params"])
+    assert params["support_slices"] == np.flatnonzero(liver.any((0, 1))).tolist() and params["predicted_slices"] == [0, 3]
+
+    code, _, answer = infer(base, "chaos_1_part", params={"support_image": "no_such_image"})
+    assert code == 404 and "not in the datastore" in json.loads(answer)["detail"]
+    code, _, answer = infer(base, "chaos_1_part", params={"support_image": "chaos_1"})
+    assert code == 400 and "no saved (final) label" in json.loads(answer)["detail"]
