@@ -28,17 +28,22 @@ fi
 echo "Building the MONAI Label environment in $VENV (several minutes, about 8 GB)"
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 PIP=("$VENV/bin/python" -m pip --quiet)
-# pip 24.1+ stops `pip check` at itk 5.4's malformed wheel tag ("itk-5.4.7-cp311-abi3-..."); 24.0 checks it
-"${PIP[@]}" install "pip==24.0"
+"${PIP[@]}" install --upgrade pip
 CONSTRAINTS="$VENV/pins.txt"
 printf '%s\n' "${PINS[@]}" > "$CONSTRAINTS"
 "${PIP[@]}" install torch==2.14.1 torchvision==0.29.1            # first, so nothing picks another torch
 "${PIP[@]}" install -c "$CONSTRAINTS" "${PINS[@]}"
 # the core package's requirements that monailabel did not bring, without moving the pins (jsonschema: see PINS)
 "$VENV/bin/python" - "$REPO/pyproject.toml" > "$VENV/core-requirements.txt" <<'PY'
-import sys, tomllib
-with open(sys.argv[1], "rb") as f:
-    print("\n".join(r for r in tomllib.load(f)["project"]["dependencies"] if not r.startswith("jsonschema")))
+import re, sys
+try:
+    import tomllib
+    with open(sys.argv[1], "rb") as f:
+        requirements = tomllib.load(f)["project"]["dependencies"]
+except ImportError:  # Python 3.10: the quoted items of `dependencies = [...]`
+    text = open(sys.argv[1]).read()
+    requirements = re.findall(r'"([^"]+)"', re.search(r"^dependencies = \[(.*?)^\]", text, re.S | re.M).group(1))
+print("\n".join(r for r in requirements if not r.startswith("jsonschema")))
 PY
 "${PIP[@]}" install -c "$CONSTRAINTS" -r "$VENV/core-requirements.txt"
 # monai_fewshot itself: the repository's package folder on the path, through a link in a folder of its own
@@ -49,6 +54,8 @@ ln -sfn "$REPO/monai_fewshot" "$VENV/src/monai_fewshot"
 SITE="$("$VENV/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")"
 rm -f "$SITE/monai_fewshot_repo.pth" "$SITE"/__editable__*monai_fewshot* "$SITE"/monai_fewshot-*.dist-info -r
 echo "$VENV/src" > "$SITE/monai_fewshot_src.pth"
+# pip 24.1+ stops `pip check` at itk 5.4's malformed wheel tag ("itk-5.4.7-cp311-abi3-..."); 24.0 checks it
+"${PIP[@]}" install "pip==24.0"
 "$VENV/bin/python" -m pip check
 "$VENV/bin/python" -c "import torchvision, monailabel.interfaces.app, monai_fewshot.inferers"
 echo "$WANT" > "$STAMP"
