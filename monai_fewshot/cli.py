@@ -121,6 +121,20 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _label_app(args: argparse.Namespace) -> int:
+    """exec ``monailabel start_server`` of the label environment on the few-shot app (docs/monailabel.md)."""
+    venv = Path(args.venv or os.environ.get("MONAI_FEWSHOT_LABEL_VENV") or REPO / ".venv-label")
+    python = venv / "bin" / "python"
+    if not (venv / "bin" / "monailabel").is_file():
+        print(f"no MONAI Label environment at {venv}: build it with monai_fewshot/apps/setup_env.sh {venv}", file=sys.stderr)
+        return 2
+    command = [str(python), "-m", "monailabel.main", "start_server", "--app", str(Path(__file__).parent / "apps" / "fewshot_label")]
+    command += ["--studies", args.studies, "--host", args.host, "--port", str(args.port), "--conf", "zoo_source", "github"]
+    command += ["--conf", "checkpoint", args.checkpoint] if args.checkpoint else []
+    os.execv(command[0], command)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="monai-fewshot",
@@ -180,6 +194,17 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument("name", help="e.g. catnet_speed, data_throughput")
     benchmark.add_argument("extra", nargs=argparse.REMAINDER, help="arguments passed to the benchmark")
     benchmark.set_defaults(run=_benchmark)
+
+    label = commands.add_parser(
+        "label-app", help="serve the few-shot MONAI Label app (3D Slicer) on a study folder.",
+        description="Start monailabel's server with the few-shot app from the label environment (offline).",
+    )
+    label.add_argument("--studies", required=True, help="folder of NIfTI volumes (the datastore)")
+    label.add_argument("--checkpoint", help="state_dict of catnet_light(spatial_dims=2); default: initial weights")
+    label.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    label.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    label.add_argument("--venv", help="label environment (default $MONAI_FEWSHOT_LABEL_VENV or <repo>/.venv-label)")
+    label.set_defaults(run=_label_app)
     return parser
 
 

@@ -1,2 +1,8 @@
+from monai_fewshot.inferers.annotated_slices import (
+    AnnotatedSegmentation,
+    choose_label_value,
+    segment_from_annotated_slices,
+    zscore,
+)
 from monai_fewshot.inferers.slice_inferer import FewShotSliceInferer, chunk_assignment, nearest_assignment
 from monai_fewshot.inferers.volume_segmentation import segment_volumes

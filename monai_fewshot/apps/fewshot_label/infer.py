@@ -1,0 +1,198 @@
+"""Few-shot infer task of the MONAI Label app: the slices a user painted are the support.
+
+A ``scribbles`` task: MONAI Label's clients upload the user's label map with the request (3D Slicer's
+scribbles panel uploads all painted segments), the task takes the slices painted with the chosen label
+value as supports and returns the whole-volume mask of the image
+(:func:`monai_fewshot.inferers.segment_from_annotated_slices`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import torch
+from fastapi import HTTPException
+from monailabel.interfaces.tasks.infer_v2 import InferType
+from monailabel.tasks.infer.basic_infer import BasicInferTask
+
+from monai_fewshot.inferers import segment_from_annotated_slices
+from monai_fewshot.networks import catnet_light
+
+__all__ = ["FewShotScribblesInfer", "load_network", "read_volume"]
+
+logger = logging.getLogger(__name__)
+
+CONFIG_DEFAULTS = {
+    "label_value": 0,  # painted value used as the support; 0: the largest painted value
+    "extent": -1,  # predict slices within this many slices of the annotated range; -1: every slice
+    "batch_size": 8,  # query slices per forward pass
+    "keep_annotations": True,  # the painted slices keep the user's own mask
+    "support_image": "",  # datastore id of another image whose saved (final) label is the support
+}
+
+
+def load_network(checkpoint: str | None, seed: int = 0) -> tuple[torch.nn.Module, str]:
+    """``catnet_light(spatial_dims=2)`` with the weights of ``checkpoint`` (a state_dict, or a dict holding one
+    under ``network``/``model``/``state_dict``); the seeded initial weights when ``checkpoint`` is empty.
+
+    Returns:
+        the network in eval mode and a description of the weights.
+    """
+    torch.manual_seed(seed)
+    network = catnet_light(spatial_dims=2)
+    if not checkpoint:
+        return network.eval(), f"initial weights (seed {seed}; no checkpoint configured)"
+    if not os.path.isfile(checkpoint):
+        raise FileNotFoundError(f"checkpoint {checkpoint} does not exist (set with --conf checkpoint PATH).")
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    for key in ("network", "model", "state_dict"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
+    network.load_state_dict(state)
+    return network.eval(), f"checkpoint {os.path.abspath(checkpoint)}"
+
+
+def read_volume(path: str, what: str) -> tuple[np.ndarray, np.ndarray | None, Any]:
+    """A 3D volume as (array (X, Y, Z), affine, nibabel header); NIfTI through nibabel, other formats (NRRD from
+    Slicer) through SimpleITK in the same voxel order. Raises HTTP 400 for an unreadable file."""
+    try:
+        if path.endswith((".nii", ".nii.gz")):
+            image = nib.load(path)
+            return np.asanyarray(image.dataobj), image.affine, image.header
+        import SimpleITK as sitk
+
+        return sitk.GetArrayFromImage(sitk.ReadImage(path)).transpose(), None, None
+    except Exception as error:  # noqa: BLE001 - any reader failure is a bad upload
+        raise HTTPException(status_code=400, detail=f"cannot read the {what} ({os.path.basename(path)}): {error}") from error
+
+
+def _int(value: Any, name: str) -> int:
+    try:
+        return int(str(value).strip() or 0)
+    except ValueError as error:
+        raise HTTPException(status_code=400, detail=f"config {name} must be an integer, got {value!r}.") from error
+
+
+def _bool(value: Any) -> bool:
+    return value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+class FewShotScribblesInfer(BasicInferTask):
+    """Segment the whole volume from the slice(s) the user painted (CAT-Net, 1-way, nearest painted slice).
+
+    Request keys (besides ``image``): ``label`` (path of the uploaded label map, the image's shape), and the
+    config keys of :data:`CONFIG_DEFAULTS`, which MONAI Label clients show as options. With ``support_image``
+    the app adds ``support_image_path``/``support_label_path`` and the support comes from that volume.
+
+    Bad input (no label, nothing painted, a label of another shape, an unreadable file) raises
+    ``HTTPException(400)`` with the reason, which the server returns as is.
+
+    Args:
+        checkpoint: state_dict of ``catnet_light(spatial_dims=2)``; None or "" for the initial weights.
+        labels: output label names to values. Defaults to ``{"organ": 1}``.
+        slice_size: in-plane size the network sees. Defaults to (256, 256).
+    """
+
+    def __init__(self, checkpoint: str | None = None, labels: dict[str, int] | None = None, slice_size=(256, 256)):
+        super().__init__(
+            path=None,
+            network=None,
+            type=InferType.SCRIBBLES,
+            labels=labels or {"organ": 1},
+            dimension=3,
+            description="Few-shot CAT-Net: paint the organ on one or a few axial slices, get the whole volume",
+            config=dict(CONFIG_DEFAULTS),
+        )
+        self.checkpoint = checkpoint
+        self.slice_size = tuple(slice_size)
+        self._lock = threading.Lock()
+        self._network, self.weights = load_network(checkpoint)
+
+    def is_valid(self) -> bool:
+        return True
+
+    def pre_transforms(self, data=None):
+        return []
+
+    def post_transforms(self, data=None):
+        return []
+
+    def run_inferer(self, data: dict[str, Any], convert_to_batch=True, device="cpu"):
+        image_path = data.get("image")
+        if not image_path or not os.path.exists(str(image_path)):
+            raise HTTPException(status_code=404, detail=f"image {data.get('image')!r} not found.")
+        image, affine, header = read_volume(str(image_path), "image")
+        if image.ndim != 3:
+            raise HTTPException(status_code=400, detail=f"the image must be a 3D volume, got shape {image.shape}.")
+
+        support_image = support_label = None
+        if data.get("support_image_path"):
+            support_image, _, _ = read_volume(data["support_image_path"], "support image")
+            support_label, _, _ = read_volume(data["support_label_path"], "support label")
+
+        annotation = None
+        if data.get("label"):
+            annotation, label_affine, _ = read_volume(str(data["label"]), "label")
+            if affine is not None and label_affine is not None and not np.allclose(label_affine, affine, atol=1e-3):
+                logger.warning("the label's affine differs from the image's; voxels are matched by index")
+            if annotation.shape != image.shape:
+                raise HTTPException(
+                    status_code=400,
+                    detail=f"label shape {tuple(annotation.shape)} does not match the image shape {tuple(image.shape)}.",
+                )
+        elif support_image is None:
+            raise HTTPException(
+                status_code=400,
+                detail="no label map in the request: paint the organ on at least one slice and send it as 'label' "
+                "(or set support_image to a datastore image with a saved label).",
+            )
+
+        label_value = _int(data.get("label_value", 0), "label_value")
+        extent = _int(data.get("extent", -1), "extent")
+        batch_size = max(_int(data.get("batch_size", 8), "batch_size"), 1)
+        device = device if str(device).startswith("cuda") and torch.cuda.is_available() else "cpu"
+        try:
+            with self._lock, torch.inference_mode():
+                result = segment_from_annotated_slices(
+                    image.astype(np.float32),
+                    annotation,
+                    self._network,
+                    label_value=label_value or None,
+                    extent=None if extent < 0 else extent,
+                    slice_size=self.slice_size,
+                    batch_size=batch_size,
+                    keep_annotations=_bool(data.get("keep_annotations", True)),
+                    support_image=None if support_image is None else support_image.astype(np.float32),
+                    support_annotation=support_label,
+                    device=device,
+                )
+        except ValueError as error:  # the input checks of segment_from_annotated_slices
+            raise HTTPException(status_code=400, detail=str(error)) from error
+        data["pred"] = result.mask
+        data["affine"], data["header"] = affine, header
+        data["result"] = {
+            "label_value": result.label_value,
+            "support_slices": result.support_slices,
+            "predicted_slices": [result.predicted_slices[0], result.predicted_slices[-1]],
+            "foreground_voxels": int(result.mask.sum()),
+            "weights": self.weights,
+        }
+        return data
+
+    def writer(self, data: dict[str, Any], extension=None, dtype=None):
+        """The mask as uint8 NIfTI with the image's affine (and header geometry)."""
+        path = tempfile.NamedTemporaryFile(suffix=".nii.gz", delete=False).name
+        affine = data["affine"] if data.get("affine") is not None else np.eye(4)
+        header = data["header"].copy() if data.get("header") is not None else None
+        mask = nib.Nifti1Image(data["pred"].astype(np.uint8), affine, header)
+        mask.set_data_dtype(np.uint8)
+        mask.header.set_slope_inter(1, 0)
+        nib.save(mask, path)
+        return path, data["result"]

@@ -1,0 +1,80 @@
+"""MONAI Label app of monai_fewshot: few-shot CAT-Net segmentation from the slices a user painted.
+
+Start it (inside the label environment built by ``monai_fewshot/apps/setup_env.sh``)::
+
+    monailabel start_server --app monai_fewshot/apps/fewshot_label --studies DIR \
+        --conf zoo_source github --conf checkpoint PATH --host 127.0.0.1 --port 8000
+
+or ``monai-fewshot label-app --studies DIR [--checkpoint PATH]``.
+
+App config (``--conf KEY VALUE``):
+    checkpoint: state_dict of ``catnet_light(spatial_dims=2)`` (e.g. the bundle's ``models/model.pt``);
+        absent: the network's seeded initial weights (until a trained checkpoint exists).
+    bundle: a MONAI bundle folder (``bundles/catnet_fewshot``); its ``models/model.pt`` is the checkpoint
+        when ``checkpoint`` is not given.
+    label_name: name of the output segment. Defaults to ``organ``.
+    slice_size: in-plane size the network sees, ``H,W``. Defaults to ``256,256``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from fastapi import HTTPException
+from monailabel.interfaces.app import MONAILabelApp
+from monailabel.interfaces.tasks.infer_v2 import InferTask
+
+from monai_fewshot import __version__
+from monai_fewshot.apps.fewshot_label.infer import FewShotScribblesInfer
+
+logger = logging.getLogger(__name__)
+
+MODEL_NAME = "catnet_fewshot"
+
+
+class FewShotLabelApp(MONAILabelApp):
+    """MONAI Label app with one ``scribbles`` infer task, :data:`MODEL_NAME`: the painted slices are the support."""
+
+    def __init__(self, app_dir, studies, conf):
+        self.checkpoint = conf.get("checkpoint") or None
+        if not self.checkpoint and conf.get("bundle"):  # a MONAI bundle folder: its trained weights
+            self.checkpoint = os.path.join(conf["bundle"], "models", "model.pt")
+        self.label_name = conf.get("label_name", "organ")
+        self.slice_size = tuple(int(s) for s in str(conf.get("slice_size", "256,256")).split(","))
+        super().__init__(
+            app_dir=app_dir,
+            studies=studies,
+            conf=conf,
+            name="monai_fewshot",
+            description="Few-shot segmentation (CAT-Net): paint one or a few slices, get the whole volume",
+            version=__version__,
+        )
+
+    def init_infers(self) -> dict[str, InferTask]:
+        task = FewShotScribblesInfer(self.checkpoint, {self.label_name: 1}, self.slice_size)
+        logger.info(f"{MODEL_NAME}: {task.weights}")
+        return {MODEL_NAME: task}
+
+    def infer(self, request, datastore=None):
+        """Check the request's model and image id (HTTP 404 for unknown ones, where the stock server answers 500),
+        resolve ``support_image`` to its image and final label, then run the task."""
+        model = request.get("model")
+        if model not in self._infers:
+            raise HTTPException(status_code=404, detail=f"unknown model {model!r}; this app serves {sorted(self._infers)}.")
+        datastore = datastore if datastore else self.datastore()
+        image = request.get("image")
+        if isinstance(image, str) and not os.path.exists(image) and not datastore.get_image_uri(image):
+            raise HTTPException(status_code=404, detail=f"image {image!r} is not in the datastore.")
+        support_id = str(request.get("support_image") or "").strip()
+        if support_id:
+            support_image = datastore.get_image_uri(support_id)
+            if not support_image:
+                raise HTTPException(status_code=404, detail=f"support_image {support_id!r} is not in the datastore.")
+            support_label = datastore.get_label_uri(support_id, "final")
+            if not support_label:
+                raise HTTPException(
+                    status_code=400, detail=f"support_image {support_id!r} has no saved (final) label to use as the support."
+                )
+            request = {**request, "support_image_path": support_image, "support_label_path": support_label}
+        return super().infer(request, datastore)
