@@ -21,6 +21,7 @@ from fastapi import HTTPException
 from monailabel.interfaces.tasks.infer_v2 import InferType
 from monailabel.tasks.infer.basic_infer import BasicInferTask
 
+from monai_fewshot.engines import load_network_weights
 from monai_fewshot.inferers import segment_from_annotated_slices
 from monai_fewshot.networks import catnet_light
 
@@ -38,8 +39,8 @@ CONFIG_DEFAULTS = {
 
 
 def load_network(checkpoint: str | None, seed: int = 0) -> tuple[torch.nn.Module, str]:
-    """``catnet_light(spatial_dims=2)`` with the weights of ``checkpoint`` (a state_dict, or a dict holding one
-    under ``network``/``model``/``state_dict``); the seeded initial weights when ``checkpoint`` is empty.
+    """``catnet_light(spatial_dims=2)`` with the weights of ``checkpoint`` (what the bundle's training saves,
+    :func:`~monai_fewshot.engines.load_network_weights`); the seeded initial weights when ``checkpoint`` is empty.
 
     Returns:
         the network in eval mode and a description of the weights.
@@ -48,14 +49,7 @@ def load_network(checkpoint: str | None, seed: int = 0) -> tuple[torch.nn.Module
     network = catnet_light(spatial_dims=2)
     if not checkpoint:
         return network.eval(), f"initial weights (seed {seed}; no checkpoint configured)"
-    if not os.path.isfile(checkpoint):
-        raise FileNotFoundError(f"checkpoint {checkpoint} does not exist (set with --conf checkpoint PATH).")
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    for key in ("network", "model", "state_dict"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-            break
-    network.load_state_dict(state)
+    load_network_weights(network, checkpoint)
     return network.eval(), f"checkpoint {os.path.abspath(checkpoint)}"
 
 
@@ -97,10 +91,11 @@ class FewShotScribblesInfer(BasicInferTask):
     Args:
         checkpoint: state_dict of ``catnet_light(spatial_dims=2)``; None or "" for the initial weights.
         labels: output label names to values. Defaults to ``{"organ": 1}``.
-        slice_size: in-plane size the network sees. Defaults to (256, 256).
+        slice_size: in-plane size the network sees. Defaults to (128, 128), the working size the bundle's
+            CPU configuration trains at.
     """
 
-    def __init__(self, checkpoint: str | None = None, labels: dict[str, int] | None = None, slice_size=(256, 256)):
+    def __init__(self, checkpoint: str | None = None, labels: dict[str, int] | None = None, slice_size=(128, 128)):
         super().__init__(
             path=None,
             network=None,

@@ -13,7 +13,7 @@ App config (``--conf KEY VALUE``):
     bundle: a MONAI bundle folder (``bundles/catnet_fewshot``); its ``models/model.pt`` is the checkpoint
         when ``checkpoint`` is not given.
     label_name: name of the output segment. Defaults to ``organ``.
-    slice_size: in-plane size the network sees, ``H,W``. Defaults to ``256,256``.
+    slice_size: in-plane size the network sees, ``H,W``. Defaults to ``128,128`` (the bundle's working size).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class FewShotLabelApp(MONAILabelApp):
         if not self.checkpoint and conf.get("bundle"):  # a MONAI bundle folder: its trained weights
             self.checkpoint = os.path.join(conf["bundle"], "models", "model.pt")
         self.label_name = conf.get("label_name", "organ")
-        self.slice_size = tuple(int(s) for s in str(conf.get("slice_size", "256,256")).split(","))
+        self.slice_size = tuple(int(s) for s in str(conf.get("slice_size", "128,128")).split(","))
         super().__init__(
             app_dir=app_dir,
             studies=studies,
