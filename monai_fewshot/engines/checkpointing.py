@@ -7,6 +7,7 @@ so a checkpoint on disk is always whole.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -20,6 +21,7 @@ from monai_fewshot.utils import atomic_path
 
 __all__ = ["BestModelSaver", "ResumableCheckpointing", "latest_checkpoint", "load_network_weights", "save_atomic"]
 
+logger = logging.getLogger(__name__)
 _STEP = re.compile(r"checkpoint_(\d+)\.pt$")
 
 
@@ -111,12 +113,15 @@ class ResumableCheckpointing:
             raise RuntimeError(f"checkpoint {path} cannot be read ({error}); delete it to start afresh.") from error
         Checkpoint.load_objects(self.save_dict, state)
         self.resumed_from = path
+        if engine is not None:
+            logger.info(f"resumed from {path}: iteration {engine.state.iteration}, epoch {engine.state.epoch}")
 
 
 class BestModelSaver:
     """Write the network's weights to ``path`` whenever the evaluator's key metric reaches a new best.
 
-    Attach to a MONAI evaluator (which tracks ``best_metric`` and ``best_metric_epoch``).
+    Attach to a MONAI evaluator (which tracks ``best_metric`` and ``best_metric_epoch``). A
+    ``DistributedDataParallel`` network is saved unwrapped, so the file loads into the plain network.
 
     Args:
         network: the network whose ``state_dict`` is saved.
@@ -132,4 +137,5 @@ class BestModelSaver:
 
     def __call__(self, engine: Engine) -> None:
         if engine.state.best_metric_epoch == engine.state.epoch:
-            save_atomic(self.network.state_dict(), self.path)
+            network = getattr(self.network, "module", self.network)  # unwrap DistributedDataParallel
+            save_atomic(network.state_dict(), self.path)

@@ -57,7 +57,8 @@ def test_train_is_killed_and_resumes_the_same_stream(small_chaos, supervoxel_cac
 
     result = run_bundle("run", "train.json", **overrides)
     log = result.stdout + result.stderr
-    assert f"resuming from iteration {saved[-1]}, epoch {saved[-1] // 3}" in log
+    assert f"checkpoint_{saved[-1]}.pt: iteration {saved[-1]}, epoch {saved[-1] // 3}" in log
+    assert "Epoch: 3/3, Iter: 1/3" in log and f"Epoch: {saved[-1] // 3}/3, Iter: 1/3" not in log  # no epoch twice
     final = torch.load(tmp_path / "run" / "checkpoint_9.pt", weights_only=False)
     assert final["trainer"]["iteration"] == 9 and final["trainer"]["epoch"] == 3
     assert (tmp_path / "models" / "model_fold0.pt").is_file()  # validation ran and kept the best model
@@ -140,4 +141,21 @@ def test_ckpt_export_gives_the_same_masks(chaos_dir, tmp_path):
     x = torch.from_numpy(np.stack([image[..., z], image[..., z - 1], label[..., z - 1].astype(np.float32)]))[None]
     with torch.no_grad():
         torch.testing.assert_close(exported(x) > 0, net(x) > 0)
+
+
+
+@pytest.mark.slow
+def test_multi_gpu_config_trains_with_torchrun_on_two_cpu_processes(small_chaos, supervoxel_cache, tmp_path):
+    """multi_gpu_train.json through torchrun: 2 ranks (gloo on CPU, nccl on GPUs), each with its share."""
+    command = bundle_command("run", "train.json", "multi_gpu_train.json", **TINY, dataset_dir=small_chaos,
+                             supervoxel_cache=supervoxel_cache, run_dir=tmp_path / "run", ckpt_dir=tmp_path / "models",
+                             episodes_per_epoch=4, max_epochs=1, val_interval=1)
+    torchrun = [command[0], "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517", *command[1:]]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(torchrun, capture_output=True, text=True, timeout=1200, env=env)
+    assert result.returncode == 0, result.stderr[-5000:]
+    final = torch.load(tmp_path / "run" / "checkpoint_2.pt", weights_only=False)  # 4 batches split over 2 ranks
+    assert final["trainer"]["iteration"] == 2 and final["trainer"]["epoch"] == 1
+    best = torch.load(tmp_path / "models" / "model_fold0.pt", weights_only=True)
+    assert best and not any(key.startswith("module.") for key in best)  # saved unwrapped, loads into the net
 
