@@ -60,7 +60,7 @@ def test_train_is_killed_and_resumes_the_same_stream(small_chaos, supervoxel_cac
     assert f"checkpoint_{saved[-1]}.pt: iteration {saved[-1]}, epoch {saved[-1] // 3}" in log
     assert "Epoch: 3/3, Iter: 1/3" in log and f"Epoch: {saved[-1] // 3}/3, Iter: 1/3" not in log  # no epoch twice
     final = torch.load(tmp_path / "run" / "checkpoint_9.pt", weights_only=False)
-    assert final["trainer"]["iteration"] == 9 and final["trainer"]["epoch"] == 3
+    assert final["trainer"]["iteration"] == 9 and final["trainer"]["epoch_length"] == 3
     assert (tmp_path / "models" / "model_fold0.pt").is_file()  # validation ran and kept the best model
     assert not list((tmp_path / "run").glob("*.tmp")) and not list((tmp_path / "run").glob(".*"))
 
@@ -155,7 +155,7 @@ def test_multi_gpu_config_trains_with_torchrun_on_two_cpu_processes(small_chaos,
     result = subprocess.run(torchrun, capture_output=True, text=True, timeout=1200, env=env)
     assert result.returncode == 0, result.stderr[-5000:]
     final = torch.load(tmp_path / "run" / "checkpoint_2.pt", weights_only=False)  # 4 batches split over 2 ranks
-    assert final["trainer"]["iteration"] == 2 and final["trainer"]["epoch"] == 1
+    assert final["trainer"]["iteration"] == 2 and final["trainer"]["epoch_length"] == 2
     best = torch.load(tmp_path / "models" / "model_fold0.pt", weights_only=True)
     assert best and not any(key.startswith("module.") for key in best)  # saved unwrapped, loads into the net
 
