@@ -1,3 +1,9 @@
 from monai_fewshot.networks.nets.catnet import CATNet, CATNetOutput, catnet_light, catnet_paper
-from monai_fewshot.networks.nets.cloformer import CLOFORMER_VARIANTS, CloFormer, cloformer_s, cloformer_xs, cloformer_xxs
+from monai_fewshot.networks.nets.cloformer import (
+    CLOFORMER_VARIANTS,
+    CloFormer,
+    cloformer_s,
+    cloformer_xs,
+    cloformer_xxs,
+)
 from monai_fewshot.networks.nets.cloformer_unet import CloFormerUNet

@@ -21,9 +21,21 @@ from monai_fewshot.networks.blocks.clo_block import CloBlock
 __all__ = ["CLOFORMER_VARIANTS", "CloFormer", "CloFormerStem", "cloformer_s", "cloformer_xs", "cloformer_xxs"]
 
 CLOFORMER_VARIANTS: dict[str, dict[str, tuple]] = {
-    "xxs": {"embed_dims": (32, 64, 128, 256), "num_heads": (4, 4, 8, 16), "group_splits": ((3, 1), (2, 2), (4, 4), (4, 12))},
-    "xs": {"embed_dims": (48, 96, 160, 352), "num_heads": (3, 6, 10, 22), "group_splits": ((2, 1), (3, 3), (5, 5), (7, 15))},
-    "s": {"embed_dims": (64, 128, 224, 448), "num_heads": (4, 8, 14, 28), "group_splits": ((3, 1), (4, 4), (7, 7), (7, 21))},
+    "xxs": {
+        "embed_dims": (32, 64, 128, 256),
+        "num_heads": (4, 4, 8, 16),
+        "group_splits": ((3, 1), (2, 2), (4, 4), (4, 12)),
+    },
+    "xs": {
+        "embed_dims": (48, 96, 160, 352),
+        "num_heads": (3, 6, 10, 22),
+        "group_splits": ((2, 1), (3, 3), (5, 5), (7, 15)),
+    },
+    "s": {
+        "embed_dims": (64, 128, 224, 448),
+        "num_heads": (4, 8, 14, 28),
+        "group_splits": ((3, 1), (4, 4), (7, 7), (7, 21)),
+    },
 }
 """The paper's presets: widths, heads and (local, global) head splits of the four stages."""
 

@@ -61,7 +61,9 @@ class CloFormerUNet(nn.Module):
         def up(in_ch: int, out_ch: int, factor: int) -> UnetrUpBlock:
             return UnetrUpBlock(spatial_dims, in_ch, out_ch, 3, factor, norm_name, res_block=True)
 
-        self.decoders = nn.ModuleList([up(c[3], c[2], 2), up(c[2], c[1], 2), up(c[1], c[0], 2), up(c[0], feature_size, 4)])
+        self.decoders = nn.ModuleList(
+            [up(c[3], c[2], 2), up(c[2], c[1], 2), up(c[1], c[0], 2), up(c[0], feature_size, 4)]
+        )
         self.out = UnetOutBlock(spatial_dims, feature_size, out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,8 @@ import pytest
 import torch
 from monai.networks import eval_mode
 
-from monai_fewshot.networks import BACKBONES, CATNet, CloFormer, build_backbone, cloformer_s, cloformer_xs, cloformer_xxs
+from monai_fewshot.networks import BACKBONES, CATNet, CloFormer, build_backbone
+from monai_fewshot.networks.nets import cloformer_s, cloformer_xs, cloformer_xxs
 from monai_fewshot.networks.blocks import MIFE
 
 
