@@ -117,7 +117,8 @@ def run_episode(name: str, repeats: int) -> dict:
 
 
 def _in_subprocess(kind: str, name: str, args: argparse.Namespace) -> dict:
-    command = [sys.executable, __file__, "--one", kind, name, "--size", str(args.size), "--repeats", str(args.repeats)]
+    command = [sys.executable, __file__, "--one", kind, name, "--size", str(args.size), "--repeats", str(args.repeats),
+               "--threads", str(args.threads)]
     load_before = os.getloadavg()[0]
     completed = subprocess.run(command, capture_output=True, text=True, check=True)
     result = json.loads(completed.stdout.strip().splitlines()[-1])
@@ -139,6 +140,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=96, help="cube side of the encoder input (default 96)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per case after one warm-up (default 3)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON file to write (default {RESULTS})")
     parser.add_argument("--one", nargs=2, metavar=("KIND", "NAME"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -156,13 +158,13 @@ def main() -> None:
         "encoders": encoders,
         "catnet_episodes": episodes,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
     print(f"encoders at {args.size}^3, batch 1, CPU, {args.threads} threads")
     print(_table(encoders, ["case", "params_M", "GMACs", "forward_s", "peak_rss_MB", "forward_peak_increase_MB"]))
     print("\nCAT-Net (catnet_light) one 1-shot training episode, forward + backward")
     print(_table(episodes, ["case", "input", "params_M", "backbone_params_M", "forward_backward_s", "peak_rss_MB"]))
-    print(f"\nwrote {RESULTS}")
+    print(f"\nwrote {args.output}")
 
 
 if __name__ == "__main__":

@@ -114,15 +114,15 @@ def test_mife_takes_cloformer_levels_at_strides_8_16_32():
     backbone = build_backbone("cloformer_xxs", spatial_dims=2, in_channels=1)
     mife = MIFE(2, backbone, feature_size=16)
     assert mife.reduce.conv.in_channels == 64 + 128
-    query = torch.randn(1, 1, 64, 64)
-    mask = torch.zeros(1, 1, 1, 64, 64)
-    mask[..., 16:40, 16:40] = 1
+    query = torch.randn(1, 1, 64, 32)
+    mask = torch.zeros(1, 1, 1, 64, 32)
+    mask[..., 16:40, 8:24] = 1
     with eval_mode(mife):
-        out = mife(query, torch.randn(1, 1, 1, 64, 64), mask)
-    assert out.query_features.shape == (1, 16, 8, 8) and out.initial_logits.shape == (1, 1, 8, 8)
+        out = mife(query, torch.randn(1, 1, 1, 64, 32), mask)
+    assert out.query_features.shape == (1, 16, 8, 4) and out.initial_logits.shape == (1, 1, 8, 4)
 
 
-@pytest.mark.parametrize("spatial_dims,spatial", [(2, (64, 64)), (3, (32, 32, 32))])
+@pytest.mark.parametrize("spatial_dims,spatial", [(2, (32, 48)), (3, (32, 32, 32))])
 def test_catnet_with_cloformer_forward_backward(spatial_dims, spatial):
     net = CATNet(spatial_dims, backbone="cloformer_xxs", feature_size=16, num_heads=2, num_iterations=2)
     query = torch.randn(1, 1, *spatial)

@@ -9,8 +9,8 @@ from monai_fewshot.networks import CloFormerUNet
     "kwargs,spatial",
     [
         ({"spatial_dims": 2, "in_channels": 1, "out_channels": 3}, (64, 96)),
-        ({"spatial_dims": 3, "in_channels": 1, "out_channels": 2}, (32, 32, 64)),
-        ({"spatial_dims": 3, "in_channels": 2, "out_channels": 4, "pad_input": True}, (40, 33, 32)),
+        ({"spatial_dims": 3, "in_channels": 1, "out_channels": 2}, (32, 32, 32)),
+        ({"spatial_dims": 3, "in_channels": 2, "out_channels": 4, "pad_input": True}, (20, 33, 32)),
         ({"spatial_dims": 2, "in_channels": 1, "out_channels": 2, "variant": "xs", "feature_size": 8}, (32, 32)),
     ],
 )
