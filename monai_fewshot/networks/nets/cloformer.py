@@ -20,24 +20,28 @@ from monai_fewshot.networks.blocks.clo_block import CloBlock
 
 __all__ = ["CLOFORMER_VARIANTS", "CloFormer", "CloFormerStem", "cloformer_s", "cloformer_xs", "cloformer_xxs"]
 
-CLOFORMER_VARIANTS: dict[str, dict[str, tuple]] = {
+CLOFORMER_VARIANTS: dict[str, dict] = {
     "xxs": {
         "embed_dims": (32, 64, 128, 256),
         "num_heads": (4, 4, 8, 16),
         "group_splits": ((3, 1), (2, 2), (4, 4), (4, 12)),
+        "drop_path_rate": 0.0,
     },
     "xs": {
         "embed_dims": (48, 96, 160, 352),
         "num_heads": (3, 6, 10, 22),
         "group_splits": ((2, 1), (3, 3), (5, 5), (7, 15)),
+        "drop_path_rate": 0.06,
     },
     "s": {
         "embed_dims": (64, 128, 224, 448),
         "num_heads": (4, 8, 14, 28),
         "group_splits": ((3, 1), (4, 4), (7, 7), (7, 21)),
+        "drop_path_rate": 0.06,
     },
 }
-"""The paper's presets: widths, heads and (local, global) head splits of the four stages."""
+"""The paper's presets: widths, heads and (local, global) head splits of the four stages, and the stochastic
+depth of the reference's ImageNet training configurations."""
 
 
 class CloFormerStem(nn.Module):
@@ -89,7 +93,7 @@ class CloFormer(nn.Module):
         in_channels: input channels. Defaults to 3.
         num_classes: classes of the linear head; None builds the feature extractor. Defaults to None.
         variant: ``"xxs"``, ``"xs"`` or ``"s"`` (:data:`CLOFORMER_VARIANTS`); fills in ``embed_dims``,
-            ``num_heads`` and ``group_splits`` that are not given. Defaults to ``"xxs"``.
+            ``num_heads``, ``group_splits`` and ``drop_path_rate`` that are not given. Defaults to ``"xxs"``.
         embed_dims: widths of the four stages.
         num_heads: attention heads of the four stages.
         group_splits: (local AttnConv heads, global heads) of the four stages.
@@ -101,7 +105,8 @@ class CloFormer(nn.Module):
         qkv_bias: biases in the attention projections. Defaults to True.
         attn_drop: attention dropout. Defaults to 0.
         drop: dropout after projections and in ConvFFN. Defaults to 0.
-        drop_path_rate: stochastic depth, rising linearly to this over the blocks. Defaults to 0.1.
+        drop_path_rate: stochastic depth, rising linearly to this over the blocks. Defaults to the variant's
+            (0 for XXS, 0.06 for XS and S).
         norm: norm of the stem and the downsampling shortcuts. Defaults to GroupNorm(1, C).
         pad_input: zero-pad inputs whose size is not a multiple of 32 (at the far end of each axis) and crop
             the features to ``ceil(S / stride)``; when False such inputs raise a ``ValueError``. Defaults to False.
@@ -135,7 +140,7 @@ class CloFormer(nn.Module):
         qkv_bias: bool = True,
         attn_drop: float = 0.0,
         drop: float = 0.0,
-        drop_path_rate: float = 0.1,
+        drop_path_rate: float | None = None,
         norm: str | tuple = ("group", {"num_groups": 1}),
         pad_input: bool = False,
     ) -> None:
@@ -152,6 +157,7 @@ class CloFormer(nn.Module):
         embed_dims = tuple(embed_dims or preset["embed_dims"])
         num_heads = tuple(num_heads or preset["num_heads"])
         group_splits = tuple(tuple(g) for g in (group_splits or preset["group_splits"]))
+        drop_path_rate = preset["drop_path_rate"] if drop_path_rate is None else drop_path_rate
         per_stage = {"embed_dims": embed_dims, "num_heads": num_heads, "group_splits": group_splits,
                      "depths": depths, "kernel_sizes": kernel_sizes, "pool_sizes": pool_sizes}
         for name, values in per_stage.items():

@@ -134,3 +134,11 @@ def test_catnet_with_cloformer_forward_backward(spatial_dims, spatial):
     (out.iteration_logits.sum() + out.initial_logits.sum()).backward()
     grads = [p.grad for n, p in net.named_parameters() if n.startswith("mife.backbone.stages.2")]
     assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+@pytest.mark.parametrize("variant,rate", [("xxs", 0.0), ("xs", 0.06), ("s", 0.06)])
+def test_stochastic_depth_follows_the_reference_configs(variant, rate):
+    net = CloFormer(2, 1, variant=variant)
+    assert net.stages[0][0].drop_path.drop_prob == 0.0
+    assert net.stages[-1][-1].drop_path.drop_prob == pytest.approx(rate)
+    assert CloFormer(2, 1, variant=variant, drop_path_rate=0.2).stages[-1][-1].drop_path.drop_prob == pytest.approx(0.2)
