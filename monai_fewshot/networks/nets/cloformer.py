@@ -158,8 +158,14 @@ class CloFormer(nn.Module):
         num_heads = tuple(num_heads or preset["num_heads"])
         group_splits = tuple(tuple(g) for g in (group_splits or preset["group_splits"]))
         drop_path_rate = preset["drop_path_rate"] if drop_path_rate is None else drop_path_rate
-        per_stage = {"embed_dims": embed_dims, "num_heads": num_heads, "group_splits": group_splits,
-                     "depths": depths, "kernel_sizes": kernel_sizes, "pool_sizes": pool_sizes}
+        per_stage = {
+            "embed_dims": embed_dims,
+            "num_heads": num_heads,
+            "group_splits": group_splits,
+            "depths": depths,
+            "kernel_sizes": kernel_sizes,
+            "pool_sizes": pool_sizes,
+        }
         for name, values in per_stage.items():
             if len(values) != 4:
                 raise ValueError(f"{name} must give the 4 stages, got {values}.")
