@@ -7,6 +7,8 @@ describes them with two attributes:
 - ``feature_strides``: the down-sampling factor of each returned map relative to the input.
 
 Adding an encoder is one call to :func:`register_backbone`; consumers never name a concrete class.
+Registered: ``resnet10`` ... ``resnet200`` (MONAI's ``ResNetFeatures``) and ``cloformer_xxs``, ``cloformer_xs``,
+``cloformer_s`` (:class:`~monai_fewshot.networks.nets.cloformer.CloFormer` feature extractors).
 """
 
 from __future__ import annotations
@@ -76,3 +78,17 @@ def _resnet_builder(model_name: str) -> BackboneBuilder:
 
 for _name in ResNetEncoder.backbone_names:
     register_backbone(_name)(_resnet_builder(_name))
+
+
+def _cloformer_builder(variant: str) -> BackboneBuilder:
+    def build(spatial_dims: int, in_channels: int) -> nn.Module:
+        # imported here: nets import this registry, so the registry must not import nets at module level
+        from monai_fewshot.networks.nets.cloformer import CloFormer
+
+        return CloFormer(spatial_dims, in_channels, variant=variant, pad_input=True)
+
+    return build
+
+
+for _variant in ("xxs", "xs", "s"):
+    register_backbone(f"cloformer_{_variant}")(_cloformer_builder(_variant))
