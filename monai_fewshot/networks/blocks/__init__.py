@@ -2,3 +2,9 @@ from monai_fewshot.networks.blocks.cmat import CMATBlock
 from monai_fewshot.networks.blocks.masked_attention import MaskedCrossAttention
 from monai_fewshot.networks.blocks.mife import MIFE, MIFEOutput, prior_mask
 from monai_fewshot.networks.blocks.prototype import PrototypeSegmentation, masked_average_pooling, shot_prototype
+from monai_fewshot.networks.blocks.anchored_stripe_attention import AnchoredStripeAttention, stripe_shape
+from monai_fewshot.networks.blocks.channel_attention_block import ChannelAttentionBlock
+from monai_fewshot.networks.blocks.cosine_attention import CosineAttention, relative_coordinates
+from monai_fewshot.networks.blocks.mixed_attention import MixedAttention
+from monai_fewshot.networks.blocks.transformer_layer import MixedAttentionTransformerLayer
+from monai_fewshot.networks.blocks.window_attention import WindowAttention
