@@ -123,12 +123,13 @@ class CosineAttention(nn.Module):
         scale = torch.clamp(self.logit_scale, max=math.log(100.0)).exp()
         q = (F.normalize(q, dim=-1) * scale).to(v.dtype)
         k = F.normalize(k, dim=-1).to(v.dtype)
-        attn_mask = self.position_bias(query_shape, key_shape, q.device)
+        attn_mask = self.position_bias(query_shape, key_shape, q.device)[None]  # (1, heads, N_q, N_k)
         batch, windows = q.shape[:2]
         if mask is not None:
             attn_mask = attn_mask + mask[:, None]  # (W, heads, N_q, N_k)
             attn_mask = attn_mask.expand(batch, *attn_mask.shape).flatten(0, 1)
-        # 4D (B * W, heads, N, d) inputs take the fused kernels (CPU flash attention: ~7x the 5D math path)
+        # 4D inputs and mask take the fused kernels (CPU flash attention: ~7x the math path it falls back to
+        # with 5D inputs or a 3D mask)
         q, k, v = (t.flatten(0, 1) for t in (q, k, v))
         dropout = self.dropout_rate if self.training else 0.0
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask.to(v.dtype), dropout_p=dropout, scale=1.0)
