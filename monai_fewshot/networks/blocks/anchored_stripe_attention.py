@@ -57,7 +57,7 @@ def anchor_shift_masks(
     spatial_size: tuple[int, ...],
     stripe: tuple[int, ...],
     shift: tuple[int, ...],
-    down_factor: int,
+    down_factor: tuple[int, ...],
     device: torch.device,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Additive masks (0 / -100) between the tokens and the anchors of each shifted stripe (cached).
@@ -68,9 +68,9 @@ def anchor_shift_masks(
     """
     stripe_labels = _region_labels(spatial_size, stripe, shift, device)
     anchor_labels = _region_labels(
-        tuple(s // down_factor for s in spatial_size),
-        tuple(s // down_factor for s in stripe),
-        tuple(s // down_factor for s in shift),
+        tuple(s // f for s, f in zip(spatial_size, down_factor)),
+        tuple(s // f for s, f in zip(stripe, down_factor)),
+        tuple(s // f for s, f in zip(shift, down_factor)),
         device,
     )
     different = anchor_labels[:, :, None] != stripe_labels[:, None, :]
@@ -94,8 +94,8 @@ class AnchoredStripeAttention(nn.Module):
         spatial_dims: 2 or 3.
         num_heads: attention heads.
         stripe_size: the stripe shape of this block (already oriented, see :func:`stripe_shape`); each size
-            must be a multiple of ``anchor_window_down_factor``.
-        anchor_window_down_factor: pooling factor of the anchors. Defaults to 4.
+            must be a multiple of ``anchor_window_down_factor`` along its axis.
+        anchor_window_down_factor: pooling factor of the anchors, per axis or an int for all. Defaults to 4.
         shift: cyclic shift by half a stripe. Defaults to False.
         dropout_rate: attention dropout. Defaults to 0.
     """
@@ -105,19 +105,19 @@ class AnchoredStripeAttention(nn.Module):
         spatial_dims: int,
         num_heads: int,
         stripe_size: Sequence[int] | int,
-        anchor_window_down_factor: int = 4,
+        anchor_window_down_factor: Sequence[int] | int = 4,
         shift: bool = False,
         dropout_rate: float = 0.0,
     ) -> None:
         super().__init__()
         self.stripe_size = ensure_tuple_rep(stripe_size, spatial_dims)
-        df = anchor_window_down_factor
-        if df < 1 or any(s < df or s % df for s in self.stripe_size):
+        df = ensure_tuple_rep(anchor_window_down_factor, spatial_dims)
+        if min(df) < 1 or any(s < f or s % f for s, f in zip(self.stripe_size, df)):
             raise ValueError(
-                f"stripe_size {self.stripe_size} must be positive multiples of anchor_window_down_factor ({df})."
+                f"stripe_size {self.stripe_size} must be positive multiples of anchor_window_down_factor {df}."
             )
         self.down_factor = df
-        self.anchor_size = tuple(s // df for s in self.stripe_size)
+        self.anchor_size = tuple(s // f for s, f in zip(self.stripe_size, df))
         self.shift_size = tuple(s // 2 for s in self.stripe_size) if shift else (0,) * spatial_dims
         self.num_heads = num_heads
         self.anchor_to_stripe = CosineAttention(spatial_dims, num_heads, dropout_rate=dropout_rate)
@@ -135,7 +135,7 @@ class AnchoredStripeAttention(nn.Module):
         """
         batch, spatial = qkv.shape[0], tuple(qkv.shape[1:-1])
         axes = tuple(range(1, len(spatial) + 1))
-        anchor_shift = tuple(s // self.down_factor for s in self.shift_size)
+        anchor_shift = tuple(s // f for s, f in zip(self.shift_size, self.down_factor))
         shifted = any(self.shift_size)
         if shifted:
             qkv = torch.roll(qkv, shifts=tuple(-s for s in self.shift_size), dims=axes)

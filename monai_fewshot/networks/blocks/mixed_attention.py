@@ -28,7 +28,7 @@ class MixedAttention(nn.Module):
         num_heads_stripe: heads of the stripe attention.
         window_size: window size per axis (an int for all axes).
         stripe_size: this block's stripe shape (already oriented), one size per axis.
-        anchor_window_down_factor: anchor pooling factor. Defaults to 4.
+        anchor_window_down_factor: anchor pooling factor, per axis or an int for all. Defaults to 4.
         window_shift: shift the windows by half a window. Defaults to False.
         stripe_shift: shift the stripes by half a stripe. Defaults to False.
         qkv_bias: bias on the q, k, v projection. Defaults to True.
@@ -43,7 +43,7 @@ class MixedAttention(nn.Module):
         num_heads_stripe: int,
         window_size: Sequence[int] | int,
         stripe_size: Sequence[int] | int,
-        anchor_window_down_factor: int = 4,
+        anchor_window_down_factor: Sequence[int] | int = 4,
         window_shift: bool = False,
         stripe_shift: bool = False,
         qkv_bias: bool = True,

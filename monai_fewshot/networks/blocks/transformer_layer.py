@@ -28,7 +28,7 @@ class MixedAttentionTransformerLayer(nn.Module):
         num_heads_stripe: heads of the anchored stripe attention.
         window_size: window size per axis (an int for all axes).
         stripe_size: this block's stripe shape (already oriented).
-        anchor_window_down_factor: anchor pooling factor. Defaults to 4.
+        anchor_window_down_factor: anchor pooling factor, per axis or an int for all. Defaults to 4.
         window_shift: shift windows by half a window. Defaults to False.
         stripe_shift: shift stripes by half a stripe. Defaults to False.
         mlp_ratio: MLP width over C. Defaults to 2.
@@ -45,7 +45,7 @@ class MixedAttentionTransformerLayer(nn.Module):
         num_heads_stripe: int,
         window_size: Sequence[int] | int,
         stripe_size: Sequence[int] | int,
-        anchor_window_down_factor: int = 4,
+        anchor_window_down_factor: Sequence[int] | int = 4,
         window_shift: bool = False,
         stripe_shift: bool = False,
         mlp_ratio: float = 2.0,

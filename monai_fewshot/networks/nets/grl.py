@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 from monai.networks.blocks import SubpixelUpsample
 from monai.networks.layers import trunc_normal_
 from monai.networks.layers.factories import Conv
@@ -43,11 +44,12 @@ class GRLStage(nn.Module):
         window_size: window size per axis.
         stripe_size: stripe shape of orientation 0.
         stripe_axes: axes whose stripe sizes rotate between blocks (None: all).
-        anchor_window_down_factor: anchor pooling factor.
+        anchor_window_down_factor: anchor pooling factor, per axis or an int for all.
         mlp_ratio: MLP width over C.
         use_cab: add the channel attention convolution block to each layer.
         dropout_rate: dropout in attention and MLP.
         drop_path_rates: stochastic depth of each layer (``depth`` values).
+        use_checkpoint: recompute each layer in the backward pass instead of keeping its activations.
     """
 
     def __init__(
@@ -60,13 +62,15 @@ class GRLStage(nn.Module):
         window_size: Sequence[int],
         stripe_size: Sequence[int],
         stripe_axes: Sequence[int] | None,
-        anchor_window_down_factor: int,
+        anchor_window_down_factor: Sequence[int] | int,
         mlp_ratio: float,
         use_cab: bool,
         dropout_rate: float,
         drop_path_rates: Sequence[float],
+        use_checkpoint: bool = False,
     ) -> None:
         super().__init__()
+        self.use_checkpoint = use_checkpoint
         self.layers = nn.ModuleList(
             MixedAttentionTransformerLayer(
                 spatial_dims,
@@ -91,7 +95,10 @@ class GRLStage(nn.Module):
         """(B, *S, C) channels-last -> (B, *S, C)."""
         out = x
         for layer in self.layers:
-            out = layer(out)
+            if self.use_checkpoint and torch.is_grad_enabled():
+                out = checkpoint(layer, out, use_reentrant=False)
+            else:
+                out = layer(out)
         return self.conv(out.movedim(-1, 1)).movedim(1, -1) + x
 
 
@@ -124,13 +131,16 @@ class GRL(nn.Module):
         stripe_size: stripe shape of orientation 0, one size per axis. Defaults to (64, 128) in 2D (the
             paper's denoising setting), (32, 16, 16) in 3D.
         stripe_axes: axes whose stripe sizes rotate from block to block. Defaults to all axes.
-        anchor_window_down_factor: anchor pooling factor; stripe sizes must be multiples of it. Defaults to 4.
+        anchor_window_down_factor: anchor pooling factor, per axis or an int for all; stripe sizes must be
+            multiples of it along their axis. Defaults to 4 (1 suits a thick-slice axis).
         mlp_ratio: MLP width over C. Defaults to 2.
         use_cab: channel attention convolution block in every layer (GRL-B). Defaults to False.
         upscale: super-resolution factor (``task="sr"``); 1 for denoising. Defaults to 1.
         task: ``"denoise"`` or ``"sr"``. Defaults to ``"denoise"``.
         dropout_rate: dropout in attention and MLP. Defaults to 0.
         drop_path_rate: stochastic depth, rising linearly to this value over all layers. Defaults to 0.1.
+        use_checkpoint: gradient checkpointing per transformer layer: training memory of one layer's
+            attention maps instead of all of them, for about one more forward pass of time. Defaults to False.
 
     Example::
 
@@ -150,13 +160,14 @@ class GRL(nn.Module):
         window_size: Sequence[int] | int | None = None,
         stripe_size: Sequence[int] | None = None,
         stripe_axes: Sequence[int] | None = None,
-        anchor_window_down_factor: int = 4,
+        anchor_window_down_factor: Sequence[int] | int = 4,
         mlp_ratio: float = 2.0,
         use_cab: bool = False,
         upscale: int = 1,
         task: str = "denoise",
         dropout_rate: float = 0.0,
         drop_path_rate: float = 0.1,
+        use_checkpoint: bool = False,
     ) -> None:
         super().__init__()
         if spatial_dims not in (2, 3):
@@ -203,6 +214,7 @@ class GRL(nn.Module):
                 use_cab,
                 dropout_rate,
                 rates[sum(depths[:i]) : sum(depths[: i + 1])],
+                use_checkpoint,
             )
             for i, depth in enumerate(depths)
         )
