@@ -116,7 +116,7 @@ class GRL(nn.Module):
     ``stripe_axes`` (:func:`~monai_fewshot.networks.blocks.anchored_stripe_attention.stripe_shape`), so in
     3D the default (32, 16, 16) tubes point along D, H, W, D, ... in a stage; for anisotropic volumes leave
     the thick-slice axis out of ``stripe_axes`` so that it keeps its own (small) stripe size, and give
-    ``window_size`` per axis.
+    ``window_size`` and ``anchor_window_down_factor`` per axis (for example 1 along the slices).
 
     Args:
         spatial_dims: 2 or 3.
