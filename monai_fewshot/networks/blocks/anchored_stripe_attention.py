@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from functools import lru_cache
 
 import torch
 from einops import rearrange
@@ -13,6 +12,7 @@ from monai.utils import ensure_tuple_rep
 from torch import nn
 
 from monai_fewshot.networks.blocks.cosine_attention import CosineAttention
+from monai_fewshot.networks.utils import tensor_cache
 
 __all__ = ["AnchoredStripeAttention", "anchor_shift_masks", "stripe_shape"]
 
@@ -40,7 +40,7 @@ def stripe_shape(stripe_size: Sequence[int], orientation: int, stripe_axes: Sequ
     return tuple(shape)
 
 
-@lru_cache(maxsize=32)
+@tensor_cache(maxsize=32)
 def _region_labels(
     spatial_size: tuple[int, ...], window: tuple[int, ...], shift: tuple[int, ...], device: torch.device
 ) -> torch.Tensor:
@@ -52,7 +52,7 @@ def _region_labels(
     return window_partition(labels, window).squeeze(-1)
 
 
-@lru_cache(maxsize=32)
+@tensor_cache(maxsize=32)
 def anchor_shift_masks(
     spatial_size: tuple[int, ...],
     stripe: tuple[int, ...],

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from monai_fewshot.networks.utils import tensor_cache
+
 __all__ = ["CosineAttention", "relative_coordinates"]
 
 
-@lru_cache(maxsize=128)
+@tensor_cache(maxsize=128)
 def relative_coordinates(
     query_shape: tuple[int, ...], key_shape: tuple[int, ...], device: torch.device | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
 
 import torch
 from einops import rearrange
@@ -12,11 +11,12 @@ from monai.utils import ensure_tuple_rep
 from torch import nn
 
 from monai_fewshot.networks.blocks.cosine_attention import CosineAttention
+from monai_fewshot.networks.utils import tensor_cache
 
 __all__ = ["WindowAttention", "shift_mask"]
 
 
-@lru_cache(maxsize=32)
+@tensor_cache(maxsize=32)
 def shift_mask(
     spatial_size: tuple[int, ...], window_size: tuple[int, ...], shift_size: tuple[int, ...], device: torch.device
 ) -> torch.Tensor:

@@ -137,3 +137,13 @@ def test_paper_parameter_counts(preset, expected):
     3,120,227 and 19,805,263 parameters for these settings)."""
     count = sum(p.numel() for p in preset(spatial_dims=2, in_channels=3).parameters())
     assert abs(count - expected) / expected < 0.02
+
+
+def test_torch_export_matches_eager_and_leaves_caches_clean():
+    net = GRL(**{**SMALL_2D, "depths": (2,)}).eval()
+    x = torch.randn(1, 1, 16, 16)
+    exported = torch.export.export(net, (x,))
+    with torch.no_grad():
+        eager = net(x)  # after the trace: cached geometry must still be real tensors
+        torch.testing.assert_close(exported.module()(x), eager)
+    assert type(eager) is torch.Tensor
