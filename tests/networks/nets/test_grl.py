@@ -139,6 +139,7 @@ def test_paper_parameter_counts(preset, expected):
     assert abs(count - expected) / expected < 0.02
 
 
+@pytest.mark.slow  # about 20 s of CPU for the export trace
 def test_torch_export_matches_eager_and_leaves_caches_clean():
     net = GRL(**{**SMALL_2D, "depths": (2,)}).eval()
     x = torch.randn(1, 1, 16, 16)
