@@ -140,9 +140,12 @@ def main() -> None:
         print(json.dumps(run_case(name, int(size), mode, args.repeats, args.device, args.threads, args.memory_limit_gib)))
         return
 
-    rows = []
+    rows: list[dict] = []
     sizes = {"forward": args.sizes, "forward_backward": args.train_sizes or args.sizes}
     models = {"forward": args.models, "forward_backward": args.train_models or args.models}
+    machine = {"device": args.device, "threads": args.threads, "memory_limit_gib": args.memory_limit_gib,
+               "cpu_count": os.cpu_count(), "load_average_at_start": os.getloadavg(),
+               "platform": platform.platform(), "torch": torch.__version__}
     for mode in args.passes:
         for name in models[mode]:
             for size in sizes[mode]:
@@ -151,21 +154,27 @@ def main() -> None:
                            "--memory-limit-gib", str(args.memory_limit_gib)]
                 done = subprocess.run(command, capture_output=True, text=True, check=False)
                 if done.returncode:
-                    row = {"model": name, "size": size, "pass": mode, "skipped": done.stderr.strip().splitlines()[-1][:160]}
+                    reason = done.stderr.strip().splitlines()[-1][:160]
+                    row = {"model": name, "size": size, "pass": mode, "skipped": reason}
                 else:
                     row = json.loads(done.stdout.strip().splitlines()[-1])
                 rows.append(row)
                 print(_format(row), flush=True)
+                _save(args.out, machine, rows, [], complete=False)  # partial results survive an interrupted run
 
     growth = [g for mode in args.passes for g in _growth(rows, mode, min(sizes[mode]), max(sizes[mode]))]
     for g in growth:
         print(f"growth {g['model']:<11} {g['pass']:<16} {g['from']}^3 -> {g['to']}^3: time x{g['time_ratio']:.2f}, "
               f"memory x{g['memory_ratio']:.2f} (voxels x{(g['to'] / g['from']) ** 3:.2f})")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    machine = {"device": args.device, "threads": args.threads, "memory_limit_gib": args.memory_limit_gib, "cpu_count": os.cpu_count(),
-               "platform": platform.platform(), "torch": torch.__version__}
-    args.out.write_text(json.dumps({"machine": machine, "rows": rows, "growth": growth}, indent=2) + "\n")
+    machine["load_average_at_end"] = os.getloadavg()
+    _save(args.out, machine, rows, growth, complete=True)
     print(f"wrote {args.out}")
+
+
+def _save(path: Path, machine: dict, rows: list[dict], growth: list[dict], complete: bool) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    result = {"machine": machine, "complete": complete, "rows": rows, "growth": growth}
+    path.write_text(json.dumps(result, indent=2) + "\n")
 
 
 def _format(row: dict) -> str:
