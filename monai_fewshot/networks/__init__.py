@@ -1,5 +1,6 @@
 from monai_fewshot.networks.backbones import BACKBONES, build_backbone, register_backbone
 from monai_fewshot.networks.nets import (
+    GRL,
     CATNet,
     CATNetOutput,
     ChannelPackedFewShot,
@@ -13,4 +14,7 @@ from monai_fewshot.networks.nets import (
     cloformer_s,
     cloformer_xs,
     cloformer_xxs,
+    grl_base,
+    grl_small,
+    grl_tiny,
 )

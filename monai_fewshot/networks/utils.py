@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import lru_cache, wraps
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["resize_like", "resize_to"]
+__all__ = ["resize_like", "resize_to", "tensor_cache"]
+
+
+def tensor_cache(maxsize: int) -> Callable[[Callable], Callable]:
+    """``functools.lru_cache`` for functions that build constant tensors from hashable arguments.
+
+    While ``torch.compile`` or ``torch.export`` traces, the function runs uncached: tensors made during a
+    trace are fake or symbolic and must not outlive it. ``cache_info`` and ``cache_clear`` are kept.
+    """
+
+    def decorator(fn: Callable) -> Callable:
+        cached = lru_cache(maxsize=maxsize)(fn)
+
+        @wraps(fn)
+        def wrapper(*args):
+            return fn(*args) if torch.compiler.is_compiling() else cached(*args)
+
+        wrapper.cache_info = cached.cache_info  # type: ignore[attr-defined]
+        wrapper.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorator
 
 
 def resize_to(x: torch.Tensor, size: Sequence[int], mode: str = "linear") -> torch.Tensor:

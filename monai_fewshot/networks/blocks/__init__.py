@@ -7,3 +7,9 @@ from monai_fewshot.networks.blocks.capped_conv import CappedConv
 from monai_fewshot.networks.blocks.clo_block import CloAttention, CloBlock
 from monai_fewshot.networks.blocks.convffn import ConvFFN
 from monai_fewshot.networks.blocks.global_attention import PooledGlobalAttention
+from monai_fewshot.networks.blocks.anchored_stripe_attention import AnchoredStripeAttention, stripe_shape
+from monai_fewshot.networks.blocks.channel_attention_block import ChannelAttentionBlock
+from monai_fewshot.networks.blocks.cosine_attention import CosineAttention, relative_coordinates
+from monai_fewshot.networks.blocks.mixed_attention import MixedAttention
+from monai_fewshot.networks.blocks.transformer_layer import MixedAttentionTransformerLayer
+from monai_fewshot.networks.blocks.window_attention import WindowAttention

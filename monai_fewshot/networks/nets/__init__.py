@@ -11,3 +11,4 @@ from monai_fewshot.networks.nets.cloformer_unet import CloFormerUNet
 from monai_fewshot.networks.nets.resized import ResizedFewShot
 from monai_fewshot.networks.nets.support_mask_copy import SupportMaskCopy
 from monai_fewshot.networks.nets.wrapper import FewShotWrapper
+from monai_fewshot.networks.nets.grl import GRL, GRLStage, grl_base, grl_small, grl_tiny

@@ -1,0 +1,85 @@
+"""N-D (shifted) window cosine attention, the local half of GRL's mixed attention."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from einops import rearrange
+from monai.networks.nets.swin_unetr import compute_mask, window_partition, window_reverse
+from monai.utils import ensure_tuple_rep
+from torch import nn
+
+from monai_fewshot.networks.blocks.cosine_attention import CosineAttention
+from monai_fewshot.networks.utils import tensor_cache
+
+__all__ = ["WindowAttention", "shift_mask"]
+
+
+@tensor_cache(maxsize=32)
+def shift_mask(
+    spatial_size: tuple[int, ...], window_size: tuple[int, ...], shift_size: tuple[int, ...], device: torch.device
+) -> torch.Tensor:
+    """(num_windows, N, N) additive mask (0 / -100) that keeps shifted windows from mixing wrapped regions.
+
+    MONAI's Swin ``compute_mask``, cached per geometry and device.
+    """
+    return compute_mask(spatial_size, window_size, shift_size, device)
+
+
+class WindowAttention(nn.Module):
+    """Cosine self attention inside non-overlapping N-D windows, optionally cyclically shifted by half a window.
+
+    Windows are cut with MONAI's Swin ``window_partition`` / ``window_reverse``; a shifted block rolls the
+    map by ``-window // 2`` first, masks the token pairs that the roll brought together from opposite sides
+    (MONAI's ``compute_mask``, -100) and rolls back afterwards.
+
+    Args:
+        spatial_dims: 2 or 3.
+        num_heads: attention heads.
+        window_size: window size per axis (an int for all axes).
+        shift: cyclic shift by half a window. Defaults to False.
+        dropout_rate: attention dropout. Defaults to 0.
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        num_heads: int,
+        window_size: Sequence[int] | int,
+        shift: bool = False,
+        dropout_rate: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.window_size = ensure_tuple_rep(window_size, spatial_dims)
+        if min(self.window_size) < 1:
+            raise ValueError(f"window_size must be positive, got {window_size}.")
+        self.shift_size = tuple(w // 2 for w in self.window_size) if shift else (0,) * spatial_dims
+        self.num_heads = num_heads
+        self.attention = CosineAttention(spatial_dims, num_heads, dropout_rate=dropout_rate)
+
+    def forward(self, qkv: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            qkv: (B, *S, 3C) channels-last q, k and v, each C = heads * d wide; every axis of S must be a
+                multiple of the window size along it.
+
+        Returns:
+            (B, *S, C).
+        """
+        spatial = tuple(qkv.shape[1:-1])
+        axes = tuple(range(1, len(spatial) + 1))
+        shifted = any(self.shift_size)
+        if shifted:
+            qkv = torch.roll(qkv, shifts=tuple(-s for s in self.shift_size), dims=axes)
+        windows = window_partition(qkv, self.window_size)  # (B * W, N, 3C)
+        q, k, v = rearrange(
+            windows, "(b w) n (three h d) -> three b w h n d", b=qkv.shape[0], three=3, h=self.num_heads
+        )
+        mask = shift_mask(spatial, self.window_size, self.shift_size, qkv.device) if shifted else None
+        out = self.attention(q, k, v, self.window_size, self.window_size, mask)
+        out = window_reverse(rearrange(out, "b w h n d -> (b w) n (h d)"), self.window_size, (qkv.shape[0], *spatial))
+        if shifted:
+            out = torch.roll(out, shifts=self.shift_size, dims=axes)
+        return out
+

@@ -1,0 +1,139 @@
+import math
+
+import pytest
+import torch
+
+from monai_fewshot.networks.blocks import (
+    AnchoredStripeAttention,
+    ChannelAttentionBlock,
+    CosineAttention,
+    MixedAttention,
+    MixedAttentionTransformerLayer,
+    WindowAttention,
+    relative_coordinates,
+    stripe_shape,
+)
+
+CPU = torch.device("cpu")
+
+
+def test_relative_coordinates_are_swin_v2_log_spaced_and_cached():
+    table, index = relative_coordinates((4, 4), (4, 4), CPU)
+    assert table.shape == (7 * 7, 2) and index.shape == (16, 16)
+    edge = math.log2(9) / math.log2(8)  # offset w - 1 -> 8 -> log2(1 + 8) / log2(8)
+    torch.testing.assert_close(table.abs().amax(0), torch.tensor([edge, edge]))
+    torch.testing.assert_close(table[index.diagonal()], torch.zeros(16, 2))  # a token with itself: offset 0
+    again = relative_coordinates((4, 4), (4, 4), CPU)
+    assert again[0] is table and again[1] is index
+
+
+def test_stripe_anchor_coordinates_are_symmetric():
+    """Stripe -> anchors and anchors -> stripe use the same centred offsets, negated."""
+    table_sa, index_sa = relative_coordinates((8, 4), (2, 1), CPU)
+    table_as, index_as = relative_coordinates((2, 1), (8, 4), CPU)
+    torch.testing.assert_close(table_sa[index_sa], -table_as[index_as].transpose(0, 1))
+
+
+def test_cosine_attention_matches_explicit_softmax():
+    torch.manual_seed(0)
+    attention = CosineAttention(2, num_heads=2)
+    q, k, v = torch.randn(3, 2, 5, 2, 6, 4).unbind(0)  # (B, W, heads, N, d) with a 2x3 window
+    mask = torch.zeros(5, 6, 6)
+    mask[:, :3, 3:] = -100.0
+    out = attention(q, k, v, (2, 3), (2, 3), mask)
+    cos = torch.nn.functional.normalize(q, dim=-1) @ torch.nn.functional.normalize(k, dim=-1).transpose(-1, -2)
+    logits = cos * 10.0 + attention.position_bias((2, 3), (2, 3), CPU) + mask[:, None]
+    torch.testing.assert_close(out, torch.softmax(logits, -1) @ v, rtol=1e-4, atol=1e-5)
+
+
+def test_logit_scale_is_clamped_at_log_100():
+    attention = CosineAttention(2, num_heads=1)
+    with torch.no_grad():
+        attention.logit_scale.fill_(10.0)
+        attention.cpb_mlp[-1].weight.zero_()
+    q = torch.tensor([1.0, 0.0]).expand(1, 1, 1, 1, 2)
+    k = torch.tensor([[1.0, 0.0], [0.0, 1.0]]).expand(1, 1, 1, 2, 2)
+    v = torch.tensor([[1.0], [0.0]]).expand(1, 1, 1, 2, 1)
+    out = attention(q, k, v, (1, 1), (1, 2))
+    expected = 1 / (1 + math.exp(-100.0))  # cos 1 vs 0, times 100: the clamp, not e^10
+    torch.testing.assert_close(out.flatten(), torch.tensor([expected]))
+
+
+def _changed(module, inputs, index, tol=1e-6):
+    """Boolean map of output tokens that change when one input token's k and v (qkv[..., C:]) change."""
+    with torch.no_grad():
+        base = module(*inputs)
+        perturbed = [t.clone() for t in inputs]
+        c = perturbed[0].shape[-1] // 3
+        perturbed[0][(0, *index, slice(c, None))] += 5.0
+        return (module(*perturbed) - base).abs().amax(-1)[0] > tol
+
+
+def test_shifted_windows_do_not_attend_across_the_wrap():
+    torch.manual_seed(0)
+    module = WindowAttention(2, num_heads=2, window_size=4, shift=True)
+    qkv = torch.randn(1, 8, 8, 3 * 8)
+    changed = _changed(module, (qkv,), (0, 0))
+    expected = torch.zeros(8, 8, dtype=torch.bool)
+    expected[:2, :2] = True  # the shifted window holds rows/cols {6, 7, 0, 1}; only the (0..1, 0..1) region is shared
+    assert torch.equal(changed, expected)
+    unshifted = _changed(WindowAttention(2, 2, 4, shift=False), (qkv,), (0, 0))
+    expected = torch.zeros(8, 8, dtype=torch.bool)
+    expected[:4, :4] = True  # the whole first window
+    assert torch.equal(unshifted, expected)
+
+
+def test_shifted_stripes_and_anchors_do_not_mix_wrapped_regions():
+    torch.manual_seed(0)
+    module = AnchoredStripeAttention(2, num_heads=2, stripe_size=(4, 8), anchor_window_down_factor=2, shift=True)
+    qkv, anchors = torch.randn(1, 8, 16, 3 * 8), torch.randn(1, 4, 8, 8)
+    changed = _changed(module, (qkv, anchors), (0, 0))
+    expected = torch.zeros(8, 16, dtype=torch.bool)
+    expected[:2, :4] = True  # shifted stripe rows {6, 7, 0, 1} x cols {12..15, 0..3}; same region: rows 0-1, cols 0-3
+    assert torch.equal(changed, expected)
+
+
+def test_stripe_attention_3d_reaches_the_whole_stripe_through_anchors():
+    torch.manual_seed(0)
+    module = AnchoredStripeAttention(3, num_heads=1, stripe_size=(8, 4, 4), anchor_window_down_factor=2)
+    qkv, anchors = torch.randn(1, 8, 8, 8, 3 * 4), torch.randn(1, 4, 4, 4, 4)
+    changed = _changed(module, (qkv, anchors), (0, 0, 0))
+    expected = torch.zeros(8, 8, 8, dtype=torch.bool)
+    expected[:, :4, :4] = True
+    assert torch.equal(changed, expected)
+
+
+def test_stripe_shape_cycles_orientations():
+    assert [stripe_shape((64, 128), k) for k in range(3)] == [(64, 128), (128, 64), (64, 128)]
+    assert [stripe_shape((32, 16, 16), k) for k in range(4)] == [(32, 16, 16), (16, 32, 16), (16, 16, 32), (32, 16, 16)]
+    # an anisotropic slice axis (0) left out of the rotation keeps its own size
+    assert [stripe_shape((2, 8, 32), k, stripe_axes=(1, 2)) for k in range(2)] == [(2, 8, 32), (2, 32, 8)]
+
+
+@pytest.mark.parametrize("spatial_dims,spatial", [(2, (8, 16)), (3, (8, 8, 8))])
+def test_mixed_attention_and_layer_shapes(spatial_dims, spatial):
+    stripe = (8, 4) if spatial_dims == 2 else (8, 4, 4)
+    attention = MixedAttention(spatial_dims, 16, 2, 2, window_size=4, stripe_size=stripe, anchor_window_down_factor=2)
+    assert attention.qkv.out_features == 48 and attention.anchor_proj.out_features == 8
+    assert attention(torch.randn(2, *spatial, 16)).shape == (2, *spatial, 16)
+    layer = MixedAttentionTransformerLayer(
+        spatial_dims, 36, 2, 2, 4, stripe, 2, window_shift=True, stripe_shift=True, use_cab=True
+    )
+    x = torch.randn(2, *spatial, 36)
+    assert layer(x).shape == x.shape
+    assert [layer.mlp.linear1.in_features, layer.mlp.linear1.out_features] == [36, 72]
+
+
+def test_cab_shape_and_widths():
+    cab = ChannelAttentionBlock(3, 36)
+    assert cab(torch.randn(1, 36, 4, 5, 6)).shape == (1, 36, 4, 5, 6)
+    assert cab.body[0].out_channels == 9 and cab.body[3].fc[0].out_features == 2
+
+
+def test_bad_block_arguments():
+    with pytest.raises(ValueError, match="anchor_window_down_factor"):
+        AnchoredStripeAttention(2, 2, (6, 8), anchor_window_down_factor=4)
+    with pytest.raises(ValueError, match="num_heads_window"):
+        MixedAttention(2, 18, 2, 3, 4, (8, 8))
+    with pytest.raises(ValueError, match="spatial_dims"):
+        CosineAttention(1, 2)

@@ -1,0 +1,150 @@
+import pytest
+import torch
+from monai.networks import eval_mode
+
+from monai_fewshot.networks import GRL, grl_base, grl_small, grl_tiny
+from monai_fewshot.networks.blocks import relative_coordinates
+
+# small geometry so that every case runs in well under a second on a shared CPU
+SMALL_2D = {"spatial_dims": 2, "embed_dim": 16, "depths": (4,), "window_size": 4, "stripe_size": (8, 4),
+            "anchor_window_down_factor": 2}
+SMALL_3D = {"spatial_dims": 3, "embed_dim": 16, "depths": (4,), "window_size": 4, "stripe_size": (8, 4, 4),
+            "anchor_window_down_factor": 2}
+
+CASES = [
+    (SMALL_2D, (1, 1, 16, 16), (1, 1, 16, 16)),
+    (SMALL_2D, (2, 1, 13, 21), (2, 1, 13, 21)),  # odd sizes
+    (SMALL_2D, (1, 1, 3, 5), (1, 1, 3, 5)),  # smaller than a window
+    ({**SMALL_2D, "in_channels": 3, "out_channels": 2}, (1, 3, 9, 12), (1, 2, 9, 12)),
+    ({**SMALL_2D, "task": "sr", "upscale": 2}, (1, 1, 7, 10), (1, 1, 14, 20)),
+    ({**SMALL_2D, "num_heads_window": (1,), "num_heads_stripe": 3, "use_cab": True, "embed_dim": 36}, (1, 1, 8, 8),
+     (1, 1, 8, 8)),
+    (SMALL_3D, (1, 1, 8, 8, 8), (1, 1, 8, 8, 8)),
+    (SMALL_3D, (2, 1, 5, 7, 9), (2, 1, 5, 7, 9)),  # odd sizes, smaller than a stripe
+    ({**SMALL_3D, "stripe_size": (1, 4, 8), "stripe_axes": (1, 2), "window_size": (2, 4, 4),
+      "anchor_window_down_factor": (1, 2, 2)}, (1, 1, 3, 9, 6), (1, 1, 3, 9, 6)),  # anisotropic: axis 0 keeps 1
+    ({**SMALL_3D, "task": "sr", "upscale": 2}, (1, 1, 4, 5, 6), (1, 1, 8, 10, 12)),
+]
+
+
+@pytest.mark.parametrize("kwargs,input_shape,expected_shape", CASES)
+def test_shape(kwargs, input_shape, expected_shape):
+    net = GRL(**kwargs)
+    with eval_mode(net):
+        out = net(torch.randn(input_shape))
+    assert out.shape == expected_shape
+    assert torch.isfinite(out).all()
+
+
+def test_denoise_output_is_input_plus_residual():
+    net = GRL(**SMALL_2D)
+    with torch.no_grad():
+        net.head.weight.zero_()
+        net.head.bias.zero_()
+    x = torch.randn(1, 1, 10, 11)
+    with eval_mode(net):
+        torch.testing.assert_close(net(x), x)
+
+
+@pytest.mark.parametrize("kwargs,shape", [(SMALL_2D, (2, 1, 12, 10)), ({**SMALL_3D, "use_cab": True, "embed_dim": 36},
+                                                                       (1, 1, 6, 8, 7))])
+def test_gradients_reach_every_parameter(kwargs, shape):
+    torch.manual_seed(0)
+    net = GRL(**kwargs)
+    net(torch.randn(shape)).square().mean().backward()
+    for name, p in net.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0, name
+
+
+def test_checkpointing_gives_the_same_gradients():
+    torch.manual_seed(0)
+    net = GRL(**SMALL_2D, drop_path_rate=0.0)
+    x = torch.randn(1, 1, 8, 12)
+    net(x).square().mean().backward()
+    expected = [p.grad.clone() for p in net.parameters()]
+    net.zero_grad()
+    for stage in net.stages:
+        stage.use_checkpoint = True
+    net(x).square().mean().backward()
+    for g, p in zip(expected, net.parameters()):
+        torch.testing.assert_close(p.grad, g)
+
+
+def test_stage_cycles_stripe_orientations_and_shifts():
+    net = GRL(spatial_dims=3, embed_dim=16, depths=(6,), window_size=4, stripe_size=(8, 4, 4),
+              anchor_window_down_factor=2)
+    layers = net.stages[0].layers
+    stripes = [layer.attention.stripe_attention for layer in layers]
+    assert [s.stripe_size for s in stripes] == [(8, 4, 4), (4, 8, 4), (4, 4, 8)] * 2
+    assert [any(s.shift_size) for s in stripes] == [False, False, True, True, False, False]
+    assert [any(layer.attention.window_attention.shift_size) for layer in layers] == [True, False] * 3
+    assert net.pad_multiple == (8, 8, 8)
+    net2d = GRL(spatial_dims=2)  # the paper's denoising geometry: window 16, stripes 64 x 128 and 128 x 64
+    assert [layer.attention.stripe_attention.stripe_size for layer in net2d.stages[0].layers] == [(64, 128), (128, 64)] * 2
+    assert net2d.pad_multiple == (128, 128)
+
+
+def test_position_bias_geometry_is_cached_across_calls_and_blocks():
+    net = GRL(**SMALL_2D)
+    x = torch.randn(1, 1, 16, 16)
+    with eval_mode(net):
+        net(x)
+        misses = relative_coordinates.cache_info().misses
+        net(x)
+    assert relative_coordinates.cache_info().misses == misses  # second call: only cache hits
+    table = relative_coordinates((4, 4), (4, 4), torch.device("cpu"))[0]
+    assert relative_coordinates((4, 4), (4, 4), torch.device("cpu"))[0] is table
+
+
+@pytest.mark.parametrize("kwargs,shape", [(SMALL_2D, (1, 1, 16, 12)), (SMALL_3D, (1, 1, 8, 8, 8))])
+def test_float32_and_cpu_autocast_bf16(kwargs, shape):
+    torch.manual_seed(0)
+    net = GRL(**kwargs)
+    x = torch.randn(shape)
+    dtypes = []
+    net.stages[0].layers[0].attention.register_forward_hook(lambda module, args, out: dtypes.append(out.dtype))
+    with eval_mode(net):
+        reference = net(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = net(x)
+    assert dtypes == [torch.float32, torch.bfloat16]  # the attention ran in bf16 under autocast
+    assert reference.dtype == torch.float32 and torch.isfinite(low).all()
+    assert (low.float() - reference).norm() / reference.norm() < 0.05
+
+
+def test_bad_inputs_raise_value_error():
+    net = GRL(**SMALL_3D)
+    with pytest.raises(ValueError, match="spatial_dims=3"):
+        net(torch.randn(1, 1, 16, 16))
+    with pytest.raises(ValueError, match="input channels"):
+        net(torch.randn(1, 2, 8, 8, 8))
+    with pytest.raises(ValueError, match="spatial_dims"):
+        GRL(spatial_dims=1)
+    with pytest.raises(ValueError, match="task"):
+        GRL(task="deblur")
+    with pytest.raises(ValueError, match="upscale"):
+        GRL(task="sr", upscale=1)
+    with pytest.raises(ValueError, match="stripe_axes"):
+        GRL(spatial_dims=3, stripe_axes=(0, 3))
+    with pytest.raises(ValueError, match="anchor_window_down_factor"):
+        GRL(spatial_dims=3, stripe_size=(2, 16, 32), stripe_axes=(1, 2))  # 2 slices cannot pool by 4
+
+
+@pytest.mark.parametrize("preset,expected", [(grl_tiny, 0.88e6), (grl_small, 3.12e6), (grl_base, 19.8e6)])
+def test_paper_parameter_counts(preset, expected):
+    """2D RGB denoising builds match the paper's GRL-T/S/B sizes (the reference code gives 880,227,
+    3,120,227 and 19,805,263 parameters for these settings)."""
+    count = sum(p.numel() for p in preset(spatial_dims=2, in_channels=3).parameters())
+    assert abs(count - expected) / expected < 0.02
+
+
+@pytest.mark.slow  # about 20 s of CPU for the export trace
+def test_torch_export_matches_eager_and_leaves_caches_clean():
+    net = GRL(**{**SMALL_2D, "depths": (2,)}).eval()
+    x = torch.randn(1, 1, 16, 16)
+    exported = torch.export.export(net, (x,))
+    with torch.no_grad():
+        eager = net(x)  # after the trace: cached geometry must still be real tensors
+        torch.testing.assert_close(exported.module()(x), eager)
+    assert type(eager) is torch.Tensor
