@@ -8,7 +8,7 @@ from functools import lru_cache, wraps
 import torch
 import torch.nn.functional as F
 
-__all__ = ["resize_like", "resize_to", "tensor_cache"]
+__all__ = ["check_dims_and_channels", "resize_like", "resize_to", "tensor_cache"]
 
 
 def tensor_cache(maxsize: int) -> Callable[[Callable], Callable]:
@@ -53,3 +53,11 @@ def resize_to(x: torch.Tensor, size: Sequence[int], mode: str = "linear") -> tor
 def resize_like(x: torch.Tensor, reference: torch.Tensor, mode: str = "linear") -> torch.Tensor:
     """Resize ``x`` to the spatial size of ``reference``; see :func:`resize_to`."""
     return resize_to(x, reference.shape[2:], mode)
+
+
+def check_dims_and_channels(spatial_dims: int, in_channels: int) -> None:
+    """The constructor check every network shares: ``spatial_dims`` is 2 or 3 and ``in_channels`` >= 1."""
+    if spatial_dims not in (2, 3):
+        raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}.")
+    if in_channels < 1:
+        raise ValueError(f"in_channels must be >= 1, got {in_channels}.")

@@ -14,7 +14,7 @@ from torch import nn
 from monai_fewshot.networks.backbones import build_backbone
 from monai_fewshot.networks.blocks.cmat import CMATBlock
 from monai_fewshot.networks.blocks.mife import MIFE
-from monai_fewshot.networks.utils import resize_like
+from monai_fewshot.networks.utils import check_dims_and_channels, resize_like
 
 __all__ = ["CATNet", "CATNetOutput", "catnet_light", "catnet_paper"]
 
@@ -72,10 +72,7 @@ class CATNet(nn.Module):
         scale: float = 20.0,
     ) -> None:
         super().__init__()
-        if spatial_dims not in (2, 3):
-            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}.")
-        if in_channels < 1:
-            raise ValueError(f"in_channels must be >= 1, got {in_channels}.")
+        check_dims_and_channels(spatial_dims, in_channels)
         if not 1 <= num_iterations <= 5:
             raise ValueError(f"num_iterations must be between 1 and 5, got {num_iterations}.")
         if feature_size % num_heads != 0:

@@ -17,6 +17,7 @@ from monai.networks.layers import Conv, Pool, get_norm_layer
 from torch import nn
 
 from monai_fewshot.networks.blocks.clo_block import CloBlock
+from monai_fewshot.networks.utils import check_dims_and_channels
 
 __all__ = ["CLOFORMER_VARIANTS", "CloFormer", "CloFormerStem", "cloformer_s", "cloformer_xs", "cloformer_xxs"]
 
@@ -145,10 +146,7 @@ class CloFormer(nn.Module):
         pad_input: bool = False,
     ) -> None:
         super().__init__()
-        if spatial_dims not in (2, 3):
-            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}.")
-        if in_channels < 1:
-            raise ValueError(f"in_channels must be >= 1, got {in_channels}.")
+        check_dims_and_channels(spatial_dims, in_channels)
         if variant not in CLOFORMER_VARIANTS:
             raise ValueError(f"variant must be one of {sorted(CLOFORMER_VARIANTS)}, got {variant!r}.")
         if num_classes is not None and num_classes < 1:

@@ -20,6 +20,7 @@ from torch import nn
 
 from monai_fewshot.networks.blocks.anchored_stripe_attention import stripe_shape
 from monai_fewshot.networks.blocks.transformer_layer import MixedAttentionTransformerLayer
+from monai_fewshot.networks.utils import check_dims_and_channels
 
 __all__ = ["GRL", "GRLStage", "grl_base", "grl_small", "grl_tiny"]
 
@@ -170,10 +171,7 @@ class GRL(nn.Module):
         use_checkpoint: bool = False,
     ) -> None:
         super().__init__()
-        if spatial_dims not in (2, 3):
-            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}.")
-        if in_channels < 1:
-            raise ValueError(f"in_channels must be >= 1, got {in_channels}.")
+        check_dims_and_channels(spatial_dims, in_channels)
         if task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
         if (task == "denoise") != (upscale == 1) or upscale < 1:
