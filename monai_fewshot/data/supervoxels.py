@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from monai_fewshot.data.sampler import Episode, SlabRef
+from monai_fewshot.utils import atomic_path
 
 __all__ = ["SUPERVOXEL_METHODS", "SupervoxelCache", "SupervoxelEpisodeSampler", "compute_supervoxels"]
 
@@ -142,14 +141,8 @@ class SupervoxelCache:
             return np.load(target)
         spacing = tuple(float(s) for s in np.sqrt((np.asarray(volume.affine)[:3, :3] ** 2).sum(axis=0)))
         labels = compute_supervoxels(volume.image, self.method, spacing, **self.params)
-        handle, temporary = tempfile.mkstemp(dir=self.cache_dir, suffix=".npy.tmp")
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                np.save(stream, labels)
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        with atomic_path(target) as temporary:
+            np.save(temporary, labels)
         return labels
 
 

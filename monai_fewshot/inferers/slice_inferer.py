@@ -9,17 +9,17 @@ import torch
 from monai.inferers import Inferer
 from torch import nn
 
+from monai_fewshot.data.protocol import query_chunks
+
 __all__ = ["FewShotSliceInferer", "chunk_assignment", "nearest_assignment"]
 
 
 def chunk_assignment(depth: int, query_slices: Sequence[int], n_supports: int) -> np.ndarray:
-    """The protocol's assignment: ``query_slices`` cut into ``n_supports`` consecutive chunks (lineage bounds
-    ``linspace(0, C, n + 1)``), chunk j predicted from support j; other slices get -1 (not predicted)."""
-    query_slices = np.asarray(query_slices, dtype=int)
+    """The protocol's assignment: ``query_slices`` cut into ``n_supports`` consecutive chunks
+    (:func:`~monai_fewshot.data.query_chunks`), chunk j predicted from support j; other slices get -1."""
     assignment = np.full(depth, -1, dtype=int)
-    bounds = np.linspace(0, query_slices.size, n_supports + 1).astype(int)
-    for j in range(n_supports):
-        assignment[query_slices[bounds[j] : bounds[j + 1]]] = j
+    for j, chunk in enumerate(query_chunks(np.asarray(query_slices, dtype=int), n_supports)):
+        assignment[chunk] = j
     return assignment
 
 
