@@ -150,7 +150,7 @@ def test_multi_gpu_config_trains_with_torchrun_on_two_cpu_processes(small_chaos,
     command = bundle_command("run", "train.json", "multi_gpu_train.json", **TINY, dataset_dir=small_chaos,
                              supervoxel_cache=supervoxel_cache, run_dir=tmp_path / "run", ckpt_dir=tmp_path / "models",
                              episodes_per_epoch=4, max_epochs=1, val_interval=1)
-    torchrun = [command[0], "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517", *command[1:]]
+    torchrun = [command[0], "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *command[1:]]  # free port
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(torchrun, capture_output=True, text=True, timeout=1200, env=env)
     assert result.returncode == 0, result.stderr[-5000:]
