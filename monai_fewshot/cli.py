@@ -15,6 +15,7 @@ __all__ = ["main"]
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = {"chaos": "CHAOS_CLASSES", "cmr": "CMR_CLASSES"}
+NETWORKS = {"catnet": "catnet_light", "alpnet": "alpnet_light"}  # --network: CAT-Net or the prototype baseline
 
 
 def _bundle_dir(args: argparse.Namespace) -> Path:
@@ -43,9 +44,19 @@ def _dataset_overrides(args: argparse.Namespace) -> dict:
     return {"dataset_dir": data, "classes": f"$monai_fewshot.data.{DATASETS[args.dataset]}"}
 
 
+def _network_overrides(args: argparse.Namespace) -> dict:
+    """The bundle runs catnet_light; ``--network alpnet`` swaps in the baseline and keeps its files apart."""
+    if args.network == "catnet":
+        return {}
+    return {"network_def#network#_target_": f"monai_fewshot.networks.nets.{NETWORKS[args.network]}"}
+
+
 def _train(args: argparse.Namespace) -> int:
     bundle = _bundle_dir(args)
-    overrides = _dataset_overrides(args) | {
+    if args.network != "catnet":
+        args.run_dir = args.run_dir or bundle / "runs" / f"{args.network}_fold{args.fold}"
+        args.ckpt_dir = args.ckpt_dir or bundle / "models" / args.network
+    overrides = _dataset_overrides(args) | _network_overrides(args) | {
         "fold": args.fold, "max_epochs": args.epochs, "episodes_per_epoch": args.episodes_per_epoch,
         "batch_size": args.batch_size, "num_workers": args.workers, "run_dir": args.run_dir, "ckpt_dir": args.ckpt_dir,
         "exclude_classes": repr(args.exclude) if args.exclude else None,
@@ -55,10 +66,14 @@ def _train(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     bundle = _bundle_dir(args)
-    overrides = _dataset_overrides(args) | {"eval_dir": args.output, "ckpt_dir": args.ckpt_dir, "eval_split": args.split}
+    if args.network != "catnet":
+        args.ckpt_dir = args.ckpt_dir or bundle / "models" / args.network
+    overrides = _dataset_overrides(args) | _network_overrides(args) | {
+        "eval_dir": args.output, "ckpt_dir": args.ckpt_dir, "eval_split": args.split, "model_name": args.network,
+    }
     status = _run_bundle(bundle, ["train.json", "evaluate.json"], **overrides)
     output = Path(args.output) if args.output else bundle / "eval"
-    for name in ("catnet", "floor"):
+    for name in (args.network, "floor"):
         table = output / f"{name}_dice.md"
         if status == 0 and table.is_file():
             print(table.read_text())
@@ -157,7 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--data", required=True, help="folder of image_N.nii.gz / label_N.nii.gz volumes")
         command.add_argument("--dataset", choices=sorted(DATASETS), default="chaos",
                              help="class map: chaos (liver, kidneys, spleen) or cmr (LV-MYO, LV-BP, RV); default chaos")
-        command.add_argument("--ckpt-dir", help="folder of model_fold{F}.pt (default: the bundle's models/)")
+        command.add_argument("--ckpt-dir", help="folder of model_fold{F}.pt (default: the bundle's models/, "
+                             "models/alpnet for --network alpnet)")
+        command.add_argument("--network", choices=sorted(NETWORKS), default="catnet",
+                             help="catnet (CAT-Net light, default) or alpnet (the ALPNet-style prototype baseline "
+                             "with the same backbone)")
 
     train = commands.add_parser("train", help="self-supervised (supervoxel) training of one fold's model.",
                                 description="Train CAT-Net on supervoxel episodes of a fold's training volumes; "

@@ -21,6 +21,7 @@ from monai_fewshot.data.protocol import (
     scored_slices,
     support_slices,
 )
+from monai_fewshot.data.interleaved import InterleavedEpisodes
 from monai_fewshot.data.readers import SimpleITKReader
 from monai_fewshot.data.sampler import DistributedEpisodeSampler, Episode, EpisodeSampler, SlabRef
 from monai_fewshot.data.splits import CHAOS_SETTING2_TEST_CLASSES, ClassSplit, excluded_slices
@@ -37,6 +38,7 @@ __all__ = [
     "EpisodeDataset",
     "EpisodeProtocol",
     "EpisodeSampler",
+    "InterleavedEpisodes",
     "Fold",
     "ProtocolEpisode3D",
     "SimpleITKReader",

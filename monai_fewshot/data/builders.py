@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from monai_fewshot.data.episodes import EpisodeDataset
+from monai_fewshot.data.interleaved import InterleavedEpisodes
 from monai_fewshot.data.layout import VolumeStore, read_folder
 from monai_fewshot.data.protocol import EpisodeProtocol, Fold, lineage_folds
 from monai_fewshot.data.protocol_dataset import ProtocolSliceDataset
@@ -36,7 +37,8 @@ def supervoxel_episodes(
     min_size: int = 200,
     augment: bool = True,
     n_val_queries: int = 2,
-) -> EpisodeDataset:
+    supervoxel_params: Mapping | Sequence[Mapping] | None = None,
+) -> EpisodeDataset | InterleavedEpisodes:
     """Self-supervised training episodes from the supervoxels of fold ``fold``'s training volumes.
 
     The fold's test volumes and its validation volumes are left out, so a model trained on these episodes
@@ -55,27 +57,42 @@ def supervoxel_episodes(
             :class:`~monai_fewshot.data.SupervoxelEpisodeSampler`.
         augment: apply the lineage's augmentations (gamma, affine, elastic).
         n_val_queries: validation queries per fold (the validation volumes are kept out of training).
+        supervoxel_params: the method's parameters (e.g. ``{"n_segments": 100}``), or a list of them to draw
+            episodes from supervoxels of several sizes in turn (an :class:`InterleavedEpisodes` of
+            ``num_episodes`` in all, each scale with its own seed): large organs need large pseudo-labels.
     """
     folds = dataset_folds(dataset_dir, n_val_queries=n_val_queries)
     if not 0 <= fold < len(folds):
         raise ValueError(f"fold must be in 0..{len(folds) - 1}, got {fold}.")
+    if num_episodes < 1:
+        raise ValueError(f"num_episodes must be >= 1, got {num_episodes}.")
+    single = supervoxel_params is None or isinstance(supervoxel_params, Mapping)
+    scales = [supervoxel_params or {}] if single else list(supervoxel_params)
+    if not scales or num_episodes % len(scales):
+        raise ValueError(
+            f"supervoxel_params gives {len(scales)} scale(s); num_episodes ({num_episodes}) must be a multiple of it."
+        )
     records = [r for r in read_folder(dataset_dir) if r.id in set(folds[fold].train)]
     store = VolumeStore(records, load_labels=False)
-    cache = SupervoxelCache(cache_dir, method=method)
-    label_maps = {volume_id: cache.get(store[volume_id]) for volume_id in store}
+    allowed = None
     if exclude_classes:
         if classes is None:
             raise ValueError("exclude_classes (Setting 2) needs the dataset's class map in classes.")
         split = ClassSplit(classes, tuple(exclude_classes), setting=2)
         labelled = VolumeStore(records, classes)
-        for volume_id, supervoxels in label_maps.items():
-            supervoxels = supervoxels.copy()
-            supervoxels[..., ~split.allowed_slices(labelled[volume_id].label)] = 0
-            label_maps[volume_id] = supervoxels
-    sampler = SupervoxelEpisodeSampler(label_maps, mode=mode, min_size=min_size, num_episodes=num_episodes, seed=seed)
+        allowed = {volume_id: split.allowed_slices(labelled[volume_id].label) for volume_id in store}
     transform = lineage_augmentations() if augment else None
-    return EpisodeDataset(store, sampler, transform=transform, label_maps=label_maps)
-
+    datasets = []
+    for index, params in enumerate(scales):
+        cache = SupervoxelCache(cache_dir, method=method, **params)
+        label_maps = {volume_id: cache.get(store[volume_id]) for volume_id in store}
+        if allowed is not None:
+            label_maps = {volume_id: np.where(allowed[volume_id], maps, 0) for volume_id, maps in label_maps.items()}
+        sampler = SupervoxelEpisodeSampler(
+            label_maps, mode=mode, min_size=min_size, num_episodes=num_episodes // len(scales), seed=seed + index
+        )
+        datasets.append(EpisodeDataset(store, sampler, transform=transform, label_maps=label_maps))
+    return datasets[0] if len(datasets) == 1 else InterleavedEpisodes(datasets)
 
 def protocol_slices(
     dataset_dir: str | Path,

@@ -16,7 +16,9 @@ __all__ = ["CATNetLoss"]
 class CATNetLoss(_Loss):
     """Weighted sum of Dice + binary cross-entropy over CAT-Net's predictions.
 
-    ``loss = sum_t w_t * DiceCE(step_t, y) + w_0 * DiceCE(initial, y)``.
+    ``loss = sum_t w_t * DiceCE(step_t, y) + w_0 * DiceCE(initial, y)``. A network that returns plain logits
+    (the prototype baseline :class:`~monai_fewshot.networks.ALPNet`) gets ``DiceCE(logits, y)``, so both train
+    with the same objective.
 
     Args:
         iteration_weights: weight of each refinement step, first to last; None gives 1 to every step.
@@ -38,12 +40,14 @@ class CATNetLoss(_Loss):
         self.initial_weight = float(initial_weight)
         self.dice_ce = DiceCELoss(sigmoid=True, lambda_dice=lambda_dice, lambda_ce=lambda_ce)
 
-    def forward(self, output: CATNetOutput, target: torch.Tensor) -> torch.Tensor:
+    def forward(self, output: CATNetOutput | torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """
         Args:
-            output: the network's :class:`CATNetOutput` (logits at the target's size).
+            output: the network's :class:`CATNetOutput`, or (B, 1, *S) logits, at the target's size.
             target: (B, 1, *S) binary query mask.
         """
+        if isinstance(output, torch.Tensor):
+            return self.dice_ce(output, target.float())
         steps = output.iteration_logits.shape[1]
         weights = self.iteration_weights or [1.0] * steps
         if len(weights) != steps:

@@ -1,6 +1,7 @@
 from monai_fewshot.networks.backbones import BACKBONES, build_backbone, register_backbone
 from monai_fewshot.networks.nets import (
     GRL,
+    ALPNet,
     CATNet,
     CATNetOutput,
     ChannelPackedFewShot,
@@ -9,6 +10,7 @@ from monai_fewshot.networks.nets import (
     FewShotWrapper,
     ResizedFewShot,
     SupportMaskCopy,
+    alpnet_light,
     catnet_light,
     catnet_paper,
     cloformer_s,

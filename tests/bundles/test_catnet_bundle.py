@@ -159,3 +159,20 @@ def test_multi_gpu_config_trains_with_torchrun_on_two_cpu_processes(small_chaos,
     best = torch.load(tmp_path / "models" / "model_fold0.pt", weights_only=True)
     assert best and not any(key.startswith("module.") for key in best)  # saved unwrapped, loads into the net
 
+
+
+@pytest.mark.slow
+def test_prototype_baseline_trains_and_evaluates_through_the_command(small_chaos, tmp_path, capsys):
+    from monai_fewshot.cli import main
+
+    models = tmp_path / "models"
+    assert main(["train", "--network", "alpnet", "--data", str(small_chaos), "--fold", "1", "--epochs", "3",
+                 "--episodes-per-epoch", "2", "--run-dir", str(tmp_path / "run"), "--ckpt-dir", str(models)]) == 0
+    weights = torch.load(models / "model_fold1.pt", weights_only=True)
+    assert "foreground.scale" not in weights and "reduce.conv.weight" in weights
+    assert not any(key.startswith("cmat") for key in weights)  # the baseline, not CAT-Net
+    assert main(["evaluate", "--network", "alpnet", "--data", str(small_chaos), "--ckpt-dir", str(models),
+                 "--output", str(tmp_path / "eval")]) == 0
+    assert "alpnet Dice (%)" in capsys.readouterr().out
+    rows = (tmp_path / "eval" / "alpnet_dice.csv").read_text().splitlines()
+    assert len(rows) - 1 == 4 * 2 and (tmp_path / "eval" / "floor_dice.md").is_file()

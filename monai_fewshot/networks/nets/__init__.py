@@ -1,3 +1,4 @@
+from monai_fewshot.networks.nets.alpnet import ALPNet, alpnet_light
 from monai_fewshot.networks.nets.catnet import CATNet, CATNetOutput, catnet_light, catnet_paper
 from monai_fewshot.networks.nets.channel_packed import ChannelPackedFewShot
 from monai_fewshot.networks.nets.cloformer import (

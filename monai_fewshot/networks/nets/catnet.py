@@ -14,7 +14,7 @@ from torch import nn
 from monai_fewshot.networks.backbones import build_backbone
 from monai_fewshot.networks.blocks.cmat import CMATBlock
 from monai_fewshot.networks.blocks.mife import MIFE
-from monai_fewshot.networks.utils import check_dims_and_channels, resize_like
+from monai_fewshot.networks.utils import check_dims_and_channels, check_episode_inputs, resize_like
 
 __all__ = ["CATNet", "CATNetOutput", "catnet_light", "catnet_paper"]
 
@@ -25,10 +25,6 @@ class CATNetOutput(NamedTuple):
     logits: torch.Tensor  # (B, 1, *S): the last refinement step, the prediction to use
     iteration_logits: torch.Tensor  # (B, T, 1, *S): every refinement step, for deep supervision
     initial_logits: torch.Tensor  # (B, 1, *S): MIFE's initial query mask
-
-
-def _is_traced() -> bool:
-    return torch.jit.is_scripting() or torch.jit.is_tracing() or torch.compiler.is_compiling()
 
 
 class CATNet(nn.Module):
@@ -96,7 +92,7 @@ class CATNet(nn.Module):
         Returns:
             :class:`CATNetOutput` with foreground logits at size S.
         """
-        self._check_inputs(query, support, support_mask)
+        check_episode_inputs(query, support, support_mask, self.spatial_dims, self.in_channels)
         query_features, support_features, mask, initial = self.mife(query, support, support_mask)
         logits, steps = initial, []
         for block in self.cmat:
@@ -106,39 +102,6 @@ class CATNet(nn.Module):
             steps.append(resize_like(logits, query))
         iteration_logits = torch.stack(steps, dim=1)
         return CATNetOutput(iteration_logits[:, -1], iteration_logits, resize_like(initial, query))
-
-    def _check_inputs(self, query: torch.Tensor, support: torch.Tensor, support_mask: torch.Tensor) -> None:
-        d = self.spatial_dims
-        if query.ndim != d + 2:
-            raise ValueError(
-                f"query must be (B, C, *spatial) with {d} spatial dims (spatial_dims={d}), got shape {tuple(query.shape)}."
-            )
-        if query.shape[1] != self.in_channels:
-            raise ValueError(f"query must have in_channels={self.in_channels} channels, got {query.shape[1]}.")
-        b, spatial = query.shape[0], tuple(query.shape[2:])
-        expected = f"(B={b}, K, {self.in_channels}, {', '.join(map(str, spatial))})"
-        if support.ndim != d + 3 or support.shape[0] != b or support.shape[2] != self.in_channels:
-            raise ValueError(f"support must be {expected} (batch, shots, channels, *spatial), got {tuple(support.shape)}.")
-        if tuple(support.shape[3:]) != spatial:
-            raise ValueError(
-                f"support spatial size {tuple(support.shape[3:])} does not match the query's {spatial}; resample first."
-            )
-        if tuple(support_mask.shape) != (*support.shape[:2], 1, *spatial):
-            raise ValueError(
-                f"support_mask must be {(*support.shape[:2], 1, *spatial)} (batch, shots, 1, *spatial), "
-                f"got {tuple(support_mask.shape)}."
-            )
-        if _is_traced():
-            return
-        for name, image in (("query", query), ("support", support)):
-            if not torch.isfinite(image).all():
-                raise ValueError(f"{name} image contains NaN or infinite intensities.")
-        empty = support_mask.flatten(2).amax(-1) <= 0
-        if empty.any():
-            episode, shot = (int(i) for i in empty.nonzero()[0])
-            raise ValueError(
-                f"support_mask of episode {episode}, shot {shot} has no foreground: a support needs the class."
-            )
 
 
 def catnet_paper(spatial_dims: int = 2, in_channels: int = 1, **kwargs) -> CATNet:
