@@ -70,6 +70,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         args.ckpt_dir = args.ckpt_dir or bundle / "models" / args.network
     overrides = _dataset_overrides(args) | _network_overrides(args) | {
         "eval_dir": args.output, "ckpt_dir": args.ckpt_dir, "eval_split": args.split, "model_name": args.network,
+        "exclude_classes": repr(args.exclude) if args.exclude else None,
     }
     status = _run_bundle(bundle, ["train.json", "evaluate.json"], **overrides)
     output = Path(args.output) if args.output else bundle / "eval"
@@ -198,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     data_arguments(evaluate)
     evaluate.add_argument("--output", help="folder for *_dice.csv, *_dice.md and overlays (default: bundle eval/)")
     evaluate.add_argument("--split", choices=("test", "validation"), default="test", help="default test")
+    evaluate.add_argument("--exclude", type=int, nargs="*",
+                          help="Setting 2: the class values the models were trained without; only those are scored")
     evaluate.set_defaults(run=_evaluate)
 
     segment = commands.add_parser("segment", help="segment query volumes from a labelled support volume (NIfTI out).")

@@ -56,6 +56,7 @@ def evaluate_protocol(
     num_workers: int = 0,
     overlays: int = 4,
     name: str = "model",
+    class_ids: Sequence[int] | None = None,
 ) -> FewShotScoreTable:
     """Evaluate ``network`` under the protocol, fold by fold, each fold with its own weights.
 
@@ -76,6 +77,7 @@ def evaluate_protocol(
         batch_size, num_workers: of the slice data loader.
         overlays: PNGs to write (one per class, first fold).
         name: prefix of the written files.
+        class_ids: the classes to score (Setting 2: the group the model was trained without); None scores all.
     """
     device = torch.device(device)
     output_dir = Path(output_dir)
@@ -89,7 +91,7 @@ def evaluate_protocol(
     for position, fold in enumerate(folds):
         if checkpoint is not None:
             load_network_weights(network, checkpoint.format(fold=fold))
-        dataset = protocol_slices(dataset_dir, classes, folds=fold, split=split)
+        dataset = protocol_slices(dataset_dir, classes, folds=fold, split=split, class_ids=class_ids)
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
         evaluator = EpisodicEvaluator(device, loader, network)
         evaluator.run()

@@ -179,3 +179,17 @@ def test_evaluator_path_gives_the_same_floor(chaos_dir, tmp_path):
     assert per_class == {"liver": 57.02, "right kidney": 43.27, "left kidney": 45.17, "spleen": 26.93}
     assert round(100 * table.mean(), 2) == 43.10
     assert (tmp_path / "model_dice.md").read_text().count("| fold ") == 5
+
+
+def test_evaluator_scores_only_a_setting2_group(chaos_dir, tmp_path):
+    """Setting 2: a model trained without the kidneys is scored on the kidneys only, with the same per-class Dice."""
+    from monai_fewshot.engines import evaluate_protocol
+    from monai_fewshot.networks import SupportMaskCopy
+
+    table = evaluate_protocol(SupportMaskCopy(), chaos_dir, CHAOS_CLASSES, tmp_path, folds=[0], overlays=0,
+                              batch_size=32, class_ids=(2, 3))
+    every = evaluate_protocol(SupportMaskCopy(), chaos_dir, CHAOS_CLASSES, tmp_path / "all", folds=[0], overlays=0,
+                              batch_size=32)
+    kidneys = table.per_class()
+    assert sorted(kidneys) == ["left kidney", "right kidney"]
+    assert kidneys == {name: dice for name, dice in every.per_class().items() if name in kidneys}
