@@ -60,6 +60,7 @@ def _train(args: argparse.Namespace) -> int:
         "fold": args.fold, "max_epochs": args.epochs, "episodes_per_epoch": args.episodes_per_epoch,
         "batch_size": args.batch_size, "num_workers": args.workers, "run_dir": args.run_dir, "ckpt_dir": args.ckpt_dir,
         "exclude_classes": repr(args.exclude) if args.exclude else None,
+        "pretrained_backbone": Path(args.init_backbone).resolve() if args.init_backbone else None,
     }
     return _run_bundle(bundle, ["train.json"], **overrides)
 
@@ -191,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--workers", type=int, help="data loader workers (bundle default 0)")
     train.add_argument("--run-dir", help="checkpoints and TensorBoard logs (default: bundle runs/fold{F})")
     train.add_argument("--exclude", type=int, nargs="*", help="Setting 2: class values whose slices training never sees")
+    train.add_argument("--init-backbone", help="start CAT-Net's encoder from the backbone.* weights of this file, e.g. "
+                       "the same fold's trained baseline models/alpnet/model_fold{F}.pt")
     train.set_defaults(run=_train)
 
     evaluate = commands.add_parser("evaluate", help="the 5-fold 1-shot protocol: Dice tables and PNG overlays.",

@@ -3,6 +3,7 @@ from monai_fewshot.engines.checkpointing import (
     ResumableCheckpointing,
     latest_checkpoint,
     load_network_weights,
+    load_submodule_weights,
     save_atomic,
 )
 from monai_fewshot.engines.episode_epoch import EpisodeEpochSetter

@@ -19,7 +19,14 @@ from ignite.handlers import Checkpoint, DiskSaver
 
 from monai_fewshot.utils import atomic_path
 
-__all__ = ["BestModelSaver", "ResumableCheckpointing", "latest_checkpoint", "load_network_weights", "save_atomic"]
+__all__ = [
+    "BestModelSaver",
+    "ResumableCheckpointing",
+    "latest_checkpoint",
+    "load_network_weights",
+    "load_submodule_weights",
+    "save_atomic",
+]
 
 logger = logging.getLogger(__name__)
 _STEP = re.compile(r"checkpoint_(\d+)\.pt$")
@@ -32,6 +39,20 @@ def save_atomic(obj: Any, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
+def _network_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The state dict saved at ``path`` (a bare one, or the ``"network"`` entry of a training checkpoint)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist.")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return state.get("network", state) if isinstance(state, dict) else state
+
+
+def _first_mismatch(error: RuntimeError) -> str:
+    lines = str(error).splitlines()
+    return lines[1 if len(lines) > 1 else 0].strip()
+
+
 def load_network_weights(network: torch.nn.Module, path: str | os.PathLike) -> torch.nn.Module:
     """Load weights saved by training (a state dict, or a checkpoint holding one under ``"network"``).
 
@@ -39,19 +60,36 @@ def load_network_weights(network: torch.nn.Module, path: str | os.PathLike) -> t
         FileNotFoundError: ``path`` does not exist.
         ValueError: the weights belong to another architecture or configuration.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist.")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    state = state.get("network", state) if isinstance(state, dict) else state
+    state = _network_state(path)
     try:
         network.load_state_dict(state)
     except RuntimeError as error:
         raise ValueError(
             f"checkpoint {path} does not fit {type(network).__name__} (another architecture or configuration): "
-            f"{str(error).splitlines()[1 if str(error).count(chr(10)) else 0].strip()}"
+            f"{_first_mismatch(error)}"
         ) from error
     return network
+
+
+def load_submodule_weights(module: torch.nn.Module, path: str | os.PathLike, prefix: str) -> torch.nn.Module:
+    """Initialise ``module`` from the entries of a saved network whose names start with ``prefix``.
+
+    E.g. CAT-Net's encoder from a trained prototype baseline: ``load_submodule_weights(catnet.mife.backbone,
+    "models/alpnet/model_fold0.pt", "backbone.")``. Every weight of ``module`` must be found.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: no entry starts with ``prefix``, or the entries do not fit ``module``.
+    """
+    state = _network_state(path)
+    chosen = {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
+    if not chosen:
+        raise ValueError(f"checkpoint {path} has no weight named {prefix}*; its names start with {sorted({k.split('.')[0] for k in state})}.")
+    try:
+        module.load_state_dict(chosen)
+    except RuntimeError as error:
+        raise ValueError(f"the {prefix}* weights of {path} do not fit {type(module).__name__}: {_first_mismatch(error)}") from error
+    return module
 
 
 def latest_checkpoint(directory: str | os.PathLike) -> Path | None:
