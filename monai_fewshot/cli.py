@@ -45,10 +45,11 @@ def _dataset_overrides(args: argparse.Namespace) -> dict:
 
 
 def _network_overrides(args: argparse.Namespace) -> dict:
-    """The bundle runs catnet_light; ``--network alpnet`` swaps in the baseline and keeps its files apart."""
-    if args.network == "catnet":
-        return {}
-    return {"network_def#network#_target_": f"monai_fewshot.networks.nets.{NETWORKS[args.network]}"}
+    """The bundle runs catnet_light; ``--network alpnet`` swaps in the baseline, ``--backbone`` the encoder."""
+    overrides = {"network_def#network#backbone": args.backbone} if args.backbone else {}
+    if args.network != "catnet":
+        overrides["network_def#network#_target_"] = f"monai_fewshot.networks.nets.{NETWORKS[args.network]}"
+    return overrides
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -179,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--network", choices=sorted(NETWORKS), default="catnet",
                              help="catnet (CAT-Net light, default) or alpnet (the ALPNet-style prototype baseline "
                              "with the same backbone)")
+        command.add_argument("--backbone", help="encoder name from monai_fewshot.networks.BACKBONES, e.g. cloformer_xxs "
+                             "(default: the preset's resnet18); give the same one to evaluate")
 
     train = commands.add_parser("train", help="self-supervised (supervoxel) training of one fold's model.",
                                 description="Train CAT-Net on supervoxel episodes of a fold's training volumes; "
