@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -75,7 +77,10 @@ def evaluate_restoration(
         lines.append(f"| {method_name} | {mean[0]:.2f} ± {std[0]:.2f} | {mean[1]:.4f} ± {std[1]:.4f} |")
     lines += ["", f"Mean ± standard deviation over {len(volumes)} volume(s): {', '.join(volumes)}."]
     output = Path(output_dir)
-    write_text_atomic(output / f"{name}.csv", "method,volume,psnr,ssim\n" + "".join(
-        f"{m},{v},{p:.4f},{s:.6f}\n" for m, v, p, s in rows))
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")
+    writer.writerow(["method", "volume", "psnr", "ssim"])
+    writer.writerows((m, v, f"{p:.4f}", f"{s:.6f}") for m, v, p, s in rows)
+    write_text_atomic(output / f"{name}.csv", table.getvalue())
     write_text_atomic(output / f"{name}.md", "\n".join(lines) + "\n")
     return summary
