@@ -69,9 +69,9 @@ def restoration_baselines(task: str, gaussian_sigma: Sequence[float] | float = (
     """The classical methods of a task, by table name.
 
     ``"denoise"``: the noisy input itself and a Gaussian filter (``gaussian_sigma`` voxels per spatial axis,
-    scipy's ``gaussian_filter`` with replicated edges). ``"sr"``: the thick slices on the full grid by nearest neighbour (the input as it is),
-    trilinear interpolation (what the network refines) and cubic B-spline interpolation (MONAI resampling
-    with spline order 3, through scipy).
+    scipy's ``gaussian_filter`` with replicated edges). ``"sr"``: the thick slices on the full grid by nearest
+    neighbour (the input as it is), trilinear interpolation (what the network refines) and cubic B-spline
+    interpolation (MONAI resampling with spline order 3, through scipy).
     """
     if task not in RESTORATION_TASKS:
         raise ValueError(f"task must be one of {RESTORATION_TASKS}, got {task!r}.")

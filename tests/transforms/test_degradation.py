@@ -52,8 +52,9 @@ def test_slice_downsampling_shape_and_affine(factor, depth, expected):
     assert low.shape == (1, 4, 4, expected)
     spacing = 7.7 * depth / expected
     assert float(low.affine[2, 2]) == pytest.approx(spacing) and torch.equal(low.affine[:2, :2], AFFINE[:2, :2])
-    corner = lambda affine, size: (affine @ torch.tensor([0, 0, size - 0.5, 1], dtype=torch.float64))[2]  # noqa: E731
-    assert float(corner(low.affine, expected)) == pytest.approx(float(corner(AFFINE, depth)))  # same field of view
+    last_edge = torch.tensor([0, 0, depth - 0.5, 1], dtype=torch.float64)  # far edge of the last slice, in voxels
+    low_edge = torch.tensor([0, 0, expected - 0.5, 1], dtype=torch.float64)
+    assert float((low.affine @ low_edge)[2]) == pytest.approx(float((AFFINE @ last_edge)[2]))  # same field of view
     if depth % factor == 0:  # thick slices: the mean of `factor` thin ones
         torch.testing.assert_close(low[0, 0, 0], torch.arange(float(depth)).reshape(-1, factor).mean(1))
 
@@ -66,8 +67,10 @@ def test_super_resolution_input_is_on_the_clean_grid():
 
 
 def test_composed_degradation_reproduces_from_a_seed():
-    draw = lambda: restoration_degradation("denoise", "rician", 0.05).set_random_state(7)({"label": constant()})  # noqa: E731
-    assert torch.equal(draw()["image"], draw()["image"])
+    def draw():
+        return restoration_degradation("denoise", "rician", 0.05).set_random_state(7)({"label": constant()})["image"]
+
+    assert torch.equal(draw(), draw())
 
 
 @pytest.mark.parametrize(
