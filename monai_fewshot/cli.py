@@ -1,4 +1,4 @@
-"""The ``monai-fewshot`` command: thin wrappers over the CAT-Net bundle and the library."""
+"""The ``monai-fewshot`` command: thin wrappers over the CAT-Net and GRL restoration bundles and the library."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ DATASETS = {"chaos": "CHAOS_CLASSES", "cmr": "CMR_CLASSES"}
 NETWORKS = {"catnet": "catnet_light", "alpnet": "alpnet_light"}  # --network: CAT-Net or the prototype baseline
 
 
-def _bundle_dir(args: argparse.Namespace) -> Path:
-    bundle = Path(args.bundle) if args.bundle else REPO / "bundles" / "catnet_fewshot"
+def _bundle_dir(args: argparse.Namespace, default: str = "catnet_fewshot") -> Path:
+    bundle = Path(args.bundle) if args.bundle else REPO / "bundles" / default
     if not (bundle / "configs" / "metadata.json").is_file():
         raise SystemExit(f"error: no bundle at {bundle} (expected configs/metadata.json); pass --bundle DIR.")
     return bundle
@@ -93,6 +93,20 @@ def _segment(args: argparse.Namespace) -> int:
     return _run_bundle(bundle, ["inference.json"], **overrides)
 
 
+def _restore(args: argparse.Namespace) -> int:
+    """bundles/grl_restoration's inference.json: one degraded NIfTI in, the restored NIfTI out."""
+    bundle = _bundle_dir(args, default="grl_restoration")
+    source = Path(args.input).expanduser().resolve()
+    if not source.is_file():
+        raise SystemExit(f"error: input image {source} does not exist.")
+    overrides = {
+        "input_image": source, "output_image": Path(args.output).expanduser().resolve(), "task": args.task,
+        "factor": args.factor, "noise": args.noise, "sigma": args.sigma,
+        "checkpoint": Path(args.checkpoint).expanduser().resolve() if args.checkpoint else None,
+    }
+    return _run_bundle(bundle, ["inference.json"], **overrides)
+
+
 def _benchmark(args: argparse.Namespace) -> int:
     script = REPO / "benchmarks" / f"{args.name}.py"
     if not script.is_file():
@@ -156,10 +170,11 @@ def _label_app(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="monai-fewshot",
-        description="Few-shot medical image segmentation for MONAI (CAT-Net). Each command wraps the "
-        "bundles/catnet_fewshot MONAI bundle or the library; see README.md.",
+        description="Few-shot medical image segmentation for MONAI (CAT-Net) and GRL restoration. Each command wraps "
+        "the bundles/catnet_fewshot MONAI bundle (restore: bundles/grl_restoration) or the library; see README.md.",
     )
-    parser.add_argument("--bundle", help="bundle folder (default: bundles/catnet_fewshot of this checkout)")
+    parser.add_argument("--bundle", help="bundle folder (default: bundles/catnet_fewshot of this checkout; "
+                        "bundles/grl_restoration for restore)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="1-shot pass on the MNI152 template that ships with nilearn (offline).",
@@ -217,6 +232,21 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument("--output", required=True, help="folder for <query>_seg.nii.gz")
     segment.add_argument("--checkpoint", help="weights (default: the bundle's models/model.pt)")
     segment.set_defaults(run=_segment)
+
+    restore = commands.add_parser(
+        "restore", help="denoise or through-plane super-resolve a 3D MRI volume with GRL (NIfTI in, NIfTI out).",
+        description="Run bundles/grl_restoration's inference.json: the output has the input's grid (denoise) or "
+        "--factor times as many slices (sr), the input's intensity range, and is written atomically.",
+    )
+    restore.add_argument("--input", required=True, help="degraded 3D volume (NIfTI)")
+    restore.add_argument("--output", required=True, help="restored volume to write (.nii.gz)")
+    restore.add_argument("--task", choices=("denoise", "sr"), default="denoise", help="default denoise")
+    restore.add_argument("--factor", type=int, default=2, help="through-plane factor for --task sr (default 2)")
+    restore.add_argument("--noise", choices=("gaussian", "rician"), default="gaussian",
+                         help="noise the model was trained on; picks models/<noise>_sigma<sigma>/grl.pt (default gaussian)")
+    restore.add_argument("--sigma", type=float, default=0.05, help="its sigma (default 0.05)")
+    restore.add_argument("--checkpoint", help="GRL weights (default: the bundle's model for the task)")
+    restore.set_defaults(run=_restore)
 
     benchmark = commands.add_parser("benchmark", help="run a benchmark of benchmarks/ (prints a table, writes JSON).")
     benchmark.add_argument("name", help="e.g. catnet_speed, data_throughput")

@@ -1,4 +1,7 @@
+import nibabel as nib
+import numpy as np
 import pytest
+import torch
 
 from monai_fewshot.cli import build_parser, main
 
@@ -7,7 +10,7 @@ def test_help_lists_every_command(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for command in ("demo", "train", "evaluate", "segment", "benchmark"):
+    for command in ("demo", "train", "evaluate", "segment", "restore", "benchmark"):
         assert command in out
 
 
@@ -36,3 +39,25 @@ def test_missing_bundle(tmp_path):
 def test_segment_requires_its_inputs():
     with pytest.raises(SystemExit):
         build_parser().parse_args(["segment", "--support", "a.nii.gz"])
+
+
+def test_restore_needs_an_existing_input(tmp_path):
+    with pytest.raises(SystemExit, match=f"input image {tmp_path / 'absent.nii.gz'} does not exist"):
+        main(["restore", "--input", str(tmp_path / "absent.nii.gz"), "--output", str(tmp_path / "out.nii.gz")])
+    assert not (tmp_path / "out.nii.gz").exists()
+
+
+@pytest.mark.slow
+def test_restore_runs_the_bundle_with_the_default_network(tmp_path):
+    from monai_fewshot.networks import grl_tiny
+
+    torch.manual_seed(0)
+    net = grl_tiny(3, 1, window_size=(8, 8, 4), stripe_size=(32, 16, 4), stripe_axes=(0, 1),
+                   anchor_window_down_factor=(4, 4, 1))  # the bundle's network_def
+    torch.save(net.state_dict(), tmp_path / "grl.pt")
+    affine = np.diag([1.25, 1.25, 7.7, 1.0])
+    nib.save(nib.Nifti1Image(np.random.default_rng(0).random((24, 20, 6), np.float32), affine), tmp_path / "thick.nii.gz")
+    assert main(["restore", "--input", str(tmp_path / "thick.nii.gz"), "--output", str(tmp_path / "fine.nii.gz"),
+                 "--task", "sr", "--factor", "2", "--checkpoint", str(tmp_path / "grl.pt")]) == 0
+    fine = nib.load(tmp_path / "fine.nii.gz")
+    assert fine.shape == (24, 20, 12) and np.isclose(fine.affine[2, 2], 7.7 / 2)

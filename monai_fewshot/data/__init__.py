@@ -23,6 +23,12 @@ from monai_fewshot.data.protocol import (
 )
 from monai_fewshot.data.interleaved import InterleavedEpisodes
 from monai_fewshot.data.readers import SimpleITKReader
+from monai_fewshot.data.restoration import (
+    RESTORATION_SPLITS,
+    restoration_patches,
+    restoration_split,
+    restoration_volumes,
+)
 from monai_fewshot.data.sampler import DistributedEpisodeSampler, Episode, EpisodeSampler, SlabRef
 from monai_fewshot.data.splits import CHAOS_SETTING2_TEST_CLASSES, ClassSplit, excluded_slices
 from monai_fewshot.data.supervoxels import SupervoxelCache, SupervoxelEpisodeSampler, compute_supervoxels
@@ -41,6 +47,7 @@ __all__ = [
     "InterleavedEpisodes",
     "Fold",
     "ProtocolEpisode3D",
+    "RESTORATION_SPLITS",
     "SimpleITKReader",
     "SlabRef",
     "SupervoxelCache",
@@ -55,6 +62,9 @@ __all__ = [
     "query_chunks",
     "read_datalist",
     "read_folder",
+    "restoration_patches",
+    "restoration_split",
+    "restoration_volumes",
     "scored_slices",
     "support_slices",
 ]

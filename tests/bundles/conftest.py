@@ -1,4 +1,4 @@
-"""Fixtures for running the CAT-Net bundle for real on a small CHAOS folder."""
+"""Fixtures for running the bundles for real on small CHAOS folders."""
 
 from __future__ import annotations
 
@@ -9,22 +9,23 @@ from pathlib import Path
 
 import pytest
 
-BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "catnet_fewshot"
+BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
+BUNDLE = BUNDLES / "catnet_fewshot"
 SCHEMA = Path(__file__).resolve().parents[3] / "shared" / "schemas" / "meta_schema_20240725.json"
 SMALL_CHAOS = ("1", "2", "3", "5", "8", "10", "13", "15", "19", "20")
 
 
-def bundle_command(verb: str, *configs: str, **overrides) -> list[str]:
-    """``python -m monai.bundle <verb>`` on the bundle's configs with ``--key value`` overrides."""
-    files = [str(BUNDLE / "configs" / c) for c in configs]
+def bundle_command(verb: str, *configs: str, bundle: Path = BUNDLE, **overrides) -> list[str]:
+    """``python -m monai.bundle <verb>`` on the configs of ``bundle`` with ``--key value`` overrides."""
+    files = [str(bundle / "configs" / c) for c in configs]
     command = [sys.executable, "-m", "monai.bundle", verb]
     if files:
         command += ["--config_file", files[0] if len(files) == 1 else repr(files)]
-    command += ["--meta_file", str(BUNDLE / "configs" / "metadata.json")]
+    command += ["--meta_file", str(bundle / "configs" / "metadata.json")]
     if verb == "run":
-        command += ["--logging_file", str(BUNDLE / "configs" / "logging.conf")]
+        command += ["--logging_file", str(bundle / "configs" / "logging.conf")]
     if verb != "verify_metadata":
-        command += ["--bundle_root", str(BUNDLE)]
+        command += ["--bundle_root", str(bundle)]
     for key, value in overrides.items():
         command += [f"--{key}", str(value)]
     return command
