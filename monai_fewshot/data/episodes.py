@@ -33,7 +33,8 @@ class EpisodeDataset(Dataset):
         sampler: anything with ``episode(epoch, index)``, ``__len__`` and ``spatial_dims``.
         transform: an optional dictionary transform applied to each ``{"image": (C, *S), "label": (1, *S)}``
             pair (support shots and query alike), e.g. ``lineage_augmentations``; it must have
-            ``set_random_state`` (MONAI ``Compose`` has).
+            ``set_random_state`` (MONAI ``Compose`` has). A support shot whose class the transform moves out of
+            the slice is served un-augmented, so that every support keeps its foreground.
         label_maps: integer maps ``{volume id: (H, W, D)}`` the masks come from; required for pseudo-label
             episodes (supervoxels), whose masks must never come from a real label. None uses the store's labels.
         epoch: the epoch whose episodes are served (``set_epoch`` changes it).
@@ -71,7 +72,9 @@ class EpisodeDataset(Dataset):
             raise ValueError(f"{self.store.records[volume_id].image} was loaded without its label.")
         return label
 
-    def _pair(self, episode: Episode, ref: SlabRef, class_ids: tuple[int, ...], seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _pair(
+        self, episode: Episode, ref: SlabRef, class_ids: tuple[int, ...], seed: int, support: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         image = self.store[ref.volume].image[..., ref.start : ref.stop]
         source = self._mask_source(episode, ref.volume)[..., ref.start : ref.stop]
         masks = np.stack([source == c for c in class_ids]).astype(np.float32)
@@ -81,8 +84,11 @@ class EpisodeDataset(Dataset):
         if self.transform is not None:
             self.transform.set_random_state(seed=seed % (2**32))
             out = self.transform({"image": image_t, "label": masks_t})
-            image_t = convert_to_tensor(out["image"], dtype=torch.float32, track_meta=False)
-            masks_t = convert_to_tensor(out["label"], dtype=torch.float32, track_meta=False)
+            augmented = convert_to_tensor(out["label"], dtype=torch.float32, track_meta=False)
+            if not support or augmented.flatten(1).amax(1).all() or not masks_t.flatten(1).amax(1).all():
+                image_t = convert_to_tensor(out["image"], dtype=torch.float32, track_meta=False)
+                masks_t = augmented
+            # else: the augmentation moved a support's class out of the slice; the support stays un-augmented
         return image_t, masks_t
 
     def build(self, episode: Episode, index: int = -1) -> dict[str, torch.Tensor]:
@@ -92,7 +98,7 @@ class EpisodeDataset(Dataset):
         for class_id, shots in zip(episode.classes, episode.support):
             row_images, row_masks = [], []
             for ref in shots:
-                image, mask = self._pair(episode, ref, (class_id,), episode.seed + k)
+                image, mask = self._pair(episode, ref, (class_id,), episode.seed + k, support=True)
                 row_images.append(image)
                 row_masks.append(mask)
                 k += 1

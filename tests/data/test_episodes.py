@@ -74,3 +74,19 @@ def test_transform_without_random_state(cmr_store):
     sampler = EpisodeSampler(cmr_store, ClassSplit(CMR_CLASSES, (3,)), num_episodes=2)
     with pytest.raises(ValueError, match="set_random_state"):
         EpisodeDataset(cmr_store, sampler, transform=lambda d: d)
+
+
+def test_support_keeps_its_class_when_the_augmentation_moves_it_out(cmr_store, cmr_raw):
+    """A shift that pushes everything out of the slice: supports stay un-augmented, the query is shifted."""
+    from monai.transforms import Affined, Compose
+
+    sampler = EpisodeSampler(cmr_store, ClassSplit(CMR_CLASSES, (3,)), k_shot=2, num_episodes=2, seed=0)
+    away = Compose([Affined(("image", "label"), translate_params=(512, 512), mode=("bilinear", "nearest"), padding_mode="zeros")])
+    dataset = EpisodeDataset(cmr_store, sampler, transform=away)
+    for index, episode in enumerate(sampler.episodes()):
+        item = dataset[index]
+        (c,) = episode.classes
+        for k, ref in enumerate(episode.support[0]):
+            np.testing.assert_array_equal(item["support_mask"][k, 0].numpy(), cmr_raw[int(ref.volume)][..., ref.start] == c)
+            np.testing.assert_allclose(item["support"][k].numpy(), cmr_store[ref.volume].image[..., ref.start])
+        assert item["query_label"].sum() == 0 and item["query"].abs().sum() == 0  # the query was augmented
