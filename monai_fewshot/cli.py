@@ -204,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 "as <ckpt-dir>/model_fold{F}.pt.")
     data_arguments(train)
     train.add_argument("--fold", type=int, default=0, help="fold whose test and validation volumes stay out (default 0)")
-    train.add_argument("--epochs", type=int, help="epochs (bundle default 30)")
+    train.add_argument("--epochs", type=int, help="epochs (bundle default 15)")
     train.add_argument("--episodes-per-epoch", type=int, help="batches per epoch (bundle default 100)")
     train.add_argument("--batch-size", type=int, help="episodes per batch (bundle default 2)")
     train.add_argument("--workers", type=int, help="data loader workers (bundle default 0)")

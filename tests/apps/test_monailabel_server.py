@@ -39,10 +39,10 @@ MODEL = "catnet_fewshot"
 STUDIES = {"chaos_1": "image_1", "chaos_2": "image_2"}  # datastore id -> CHAOS file stem
 LIVER = 1
 # Liver of chaos_1, 1 painted slice, every other slice predicted, Dice over the slices not painted. The shipped
-# CPU-trained checkpoint (bundles/catnet_fewshot/docs/README.md) scores 0.25 here; copying the painted mask onto
-# every slice scores 0.47, so this floor checks that the served model segments the organ at all, not that it is
-# good: raising it to the copy baseline is the goal of a better-trained checkpoint.
-DICE_FLOOR = 0.2
+# CPU-trained checkpoint (bundles/catnet_fewshot/docs/README.md, multi-scale supervoxel training) scores 0.477
+# here (the previous single-scale one scored 0.25); copying the painted mask onto every slice scores 0.473. The
+# floor checks that the served model segments the organ about as well as that copy, with a margin for platforms.
+DICE_FLOOR = 0.4
 START_TIMEOUT = 900  # seconds: model load on a busy 2-core machine
 
 
