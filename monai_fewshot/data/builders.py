@@ -68,10 +68,8 @@ def supervoxel_episodes(
         raise ValueError(f"num_episodes must be >= 1, got {num_episodes}.")
     single = supervoxel_params is None or isinstance(supervoxel_params, Mapping)
     scales = [supervoxel_params or {}] if single else list(supervoxel_params)
-    if not scales or num_episodes % len(scales):
-        raise ValueError(
-            f"supervoxel_params gives {len(scales)} scale(s); num_episodes ({num_episodes}) must be a multiple of it."
-        )
+    if not scales:
+        raise ValueError("supervoxel_params is an empty list: give at least one parameter set.")
     records = [r for r in read_folder(dataset_dir) if r.id in set(folds[fold].train)]
     store = VolumeStore(records, load_labels=False)
     allowed = None
@@ -89,10 +87,10 @@ def supervoxel_episodes(
         if allowed is not None:
             label_maps = {volume_id: np.where(allowed[volume_id], maps, 0) for volume_id, maps in label_maps.items()}
         sampler = SupervoxelEpisodeSampler(
-            label_maps, mode=mode, min_size=min_size, num_episodes=num_episodes // len(scales), seed=seed + index
+            label_maps, mode=mode, min_size=min_size, num_episodes=-(-num_episodes // len(scales)), seed=seed + index
         )
         datasets.append(EpisodeDataset(store, sampler, transform=transform, label_maps=label_maps))
-    return datasets[0] if len(datasets) == 1 else InterleavedEpisodes(datasets)
+    return datasets[0] if len(datasets) == 1 else InterleavedEpisodes(datasets, length=num_episodes)
 
 def protocol_slices(
     dataset_dir: str | Path,

@@ -17,19 +17,25 @@ class InterleavedEpisodes(Dataset):
 
     Args:
         datasets: episode datasets of equal length (each with ``set_epoch``).
+        length: items served, at most ``len(datasets) * len(datasets[0])`` (the default): the stream is cut
+            there, so a total that the number of sources does not divide is possible.
     """
 
-    def __init__(self, datasets: Sequence[Dataset]) -> None:
+    def __init__(self, datasets: Sequence[Dataset], length: int | None = None) -> None:
         if not datasets:
             raise ValueError("datasets is empty: give at least one episode dataset.")
         lengths = {len(d) for d in datasets}
         if len(lengths) != 1:
             raise ValueError(f"the datasets must have the same length to be interleaved, got lengths {sorted(lengths)}.")
         self.datasets = list(datasets)
+        available = len(self.datasets) * len(self.datasets[0])
+        self.length = available if length is None else int(length)
+        if not 1 <= self.length <= available:
+            raise ValueError(f"length must be in 1..{available} ({len(self.datasets)} datasets of {lengths.pop()}), got {length}.")
         self.spatial_dims = getattr(self.datasets[0], "spatial_dims", None)
 
     def __len__(self) -> int:
-        return len(self.datasets) * len(self.datasets[0])
+        return self.length
 
     def set_epoch(self, epoch: int) -> None:
         for dataset in self.datasets:

@@ -40,6 +40,12 @@ def test_items_alternate_and_epochs_reach_every_source():
         InterleavedEpisodes([_Numbers(0, 3), _Numbers(0, 4)])
     with pytest.raises(ValueError, match="empty"):
         InterleavedEpisodes([])
+    cut = InterleavedEpisodes([a, b], length=5)  # a total the two sources do not divide
+    assert len(cut) == 5 and cut[4][1] == 2
+    with pytest.raises(IndexError):
+        cut[5]
+    with pytest.raises(ValueError, match="length must be in 1..6"):
+        InterleavedEpisodes([a, b], length=7)
 
 
 @pytest.fixture(scope="module")
@@ -63,5 +69,7 @@ def test_supervoxel_episodes_of_two_sizes(small_folder, tmp_path_factory):
     mixed.set_epoch(1)
     assert not np.array_equal(mixed[1]["support_mask"].numpy(), mixed.datasets[1].build(
         mixed.datasets[1].sampler.episode(0, 0))["support_mask"].numpy())
-    with pytest.raises(ValueError, match="multiple"):
-        supervoxel_episodes(small_folder, 0, cache, num_episodes=25, supervoxel_params=[FINE, COARSE])
+    odd = supervoxel_episodes(small_folder, 0, cache, num_episodes=5, supervoxel_params=[FINE, COARSE], augment=False)
+    assert len(odd) == 5 and odd[4]["support_mask"].sum() > 0
+    with pytest.raises(ValueError, match="empty list"):
+        supervoxel_episodes(small_folder, 0, cache, num_episodes=4, supervoxel_params=[])
