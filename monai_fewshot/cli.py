@@ -44,23 +44,25 @@ def _dataset_overrides(args: argparse.Namespace) -> dict:
     return {"dataset_dir": data, "classes": f"$monai_fewshot.data.{DATASETS[args.dataset]}"}
 
 
-def _network_overrides(args: argparse.Namespace) -> dict:
-    """The bundle runs catnet_light; ``--network alpnet`` swaps in the baseline, ``--backbone`` the encoder."""
+def _model_overrides(args: argparse.Namespace, bundle: Path) -> dict:
+    """What train and evaluate share: the network (catnet_light, or ``--network alpnet``, which keeps its weights in
+    ``models/alpnet``), ``--backbone``, the weights folder and Setting 2's ``--exclude``."""
     overrides = {"network_def#network#backbone": args.backbone} if args.backbone else {}
+    ckpt_dir = args.ckpt_dir
     if args.network != "catnet":
         overrides["network_def#network#_target_"] = f"monai_fewshot.networks.nets.{NETWORKS[args.network]}"
-    return overrides
+        ckpt_dir = ckpt_dir or bundle / "models" / args.network
+    return overrides | {"ckpt_dir": ckpt_dir, "exclude_classes": repr(args.exclude) if args.exclude else None}
 
 
 def _train(args: argparse.Namespace) -> int:
     bundle = _bundle_dir(args)
+    run_dir = args.run_dir
     if args.network != "catnet":
-        args.run_dir = args.run_dir or bundle / "runs" / f"{args.network}_fold{args.fold}"
-        args.ckpt_dir = args.ckpt_dir or bundle / "models" / args.network
-    overrides = _dataset_overrides(args) | _network_overrides(args) | {
+        run_dir = run_dir or bundle / "runs" / f"{args.network}_fold{args.fold}"
+    overrides = _dataset_overrides(args) | _model_overrides(args, bundle) | {
         "fold": args.fold, "max_epochs": args.epochs, "episodes_per_epoch": args.episodes_per_epoch,
-        "batch_size": args.batch_size, "num_workers": args.workers, "run_dir": args.run_dir, "ckpt_dir": args.ckpt_dir,
-        "exclude_classes": repr(args.exclude) if args.exclude else None,
+        "batch_size": args.batch_size, "num_workers": args.workers, "run_dir": run_dir,
         "pretrained_backbone": Path(args.init_backbone).resolve() if args.init_backbone else None,
     }
     return _run_bundle(bundle, ["train.json"], **overrides)
@@ -68,11 +70,8 @@ def _train(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     bundle = _bundle_dir(args)
-    if args.network != "catnet":
-        args.ckpt_dir = args.ckpt_dir or bundle / "models" / args.network
-    overrides = _dataset_overrides(args) | _network_overrides(args) | {
-        "eval_dir": args.output, "ckpt_dir": args.ckpt_dir, "eval_split": args.split, "model_name": args.network,
-        "exclude_classes": repr(args.exclude) if args.exclude else None,
+    overrides = _dataset_overrides(args) | _model_overrides(args, bundle) | {
+        "eval_dir": args.output, "eval_split": args.split, "model_name": args.network,
     }
     status = _run_bundle(bundle, ["train.json", "evaluate.json"], **overrides)
     output = Path(args.output) if args.output else bundle / "eval"
