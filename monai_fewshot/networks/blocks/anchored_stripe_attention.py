@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 
 import torch
@@ -12,9 +11,9 @@ from monai.utils import ensure_tuple_rep
 from torch import nn
 
 from monai_fewshot.networks.blocks.cosine_attention import CosineAttention
-from monai_fewshot.networks.utils import tensor_cache
+from monai_fewshot.networks.blocks.shift_masks import shift_masks
 
-__all__ = ["AnchoredStripeAttention", "anchor_shift_masks", "stripe_shape"]
+__all__ = ["AnchoredStripeAttention", "stripe_shape"]
 
 
 def stripe_shape(stripe_size: Sequence[int], orientation: int, stripe_axes: Sequence[int] | None = None) -> tuple[int, ...]:
@@ -38,44 +37,6 @@ def stripe_shape(stripe_size: Sequence[int], orientation: int, stripe_axes: Sequ
     for axis, size in zip(axes, rotated):
         shape[axis] = size
     return tuple(shape)
-
-
-@tensor_cache(maxsize=32)
-def _region_labels(
-    spatial_size: tuple[int, ...], window: tuple[int, ...], shift: tuple[int, ...], device: torch.device
-) -> torch.Tensor:
-    """(num_windows, N) label of the region each token of a rolled map came from (Swin's shift regions)."""
-    labels = torch.zeros((1, *spatial_size, 1), device=device)
-    per_axis = [(slice(-w), slice(-w, -s), slice(-s, None)) for w, s in zip(window, shift)]
-    for label, region in enumerate(itertools.product(*per_axis)):
-        labels[(slice(None), *region)] = label
-    return window_partition(labels, window).squeeze(-1)
-
-
-@tensor_cache(maxsize=32)
-def anchor_shift_masks(
-    spatial_size: tuple[int, ...],
-    stripe: tuple[int, ...],
-    shift: tuple[int, ...],
-    down_factor: tuple[int, ...],
-    device: torch.device,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Additive masks (0 / -100) between the tokens and the anchors of each shifted stripe (cached).
-
-    Returns:
-        (num_stripes, N_anchor, N_stripe) for anchors attending to the stripe and its transpose for the
-        stripe attending to the anchors.
-    """
-    stripe_labels = _region_labels(spatial_size, stripe, shift, device)
-    anchor_labels = _region_labels(
-        tuple(s // f for s, f in zip(spatial_size, down_factor)),
-        tuple(s // f for s, f in zip(stripe, down_factor)),
-        tuple(s // f for s, f in zip(shift, down_factor)),
-        device,
-    )
-    different = anchor_labels[:, :, None] != stripe_labels[:, None, :]
-    mask = torch.zeros(different.shape, device=device).masked_fill(different, -100.0)
-    return mask, mask.transpose(1, 2)
 
 
 class AnchoredStripeAttention(nn.Module):
@@ -148,11 +109,11 @@ class AnchoredStripeAttention(nn.Module):
             h=self.num_heads,
         )
         a = rearrange(window_partition(anchors, self.anchor_size), "(b w) n (h d) -> b w h n d", b=batch, h=self.num_heads)
-        mask_a2s, mask_s2a = (
-            anchor_shift_masks(spatial, self.stripe_size, self.shift_size, self.down_factor, qkv.device)
-            if shifted
-            else (None, None)
-        )
+        mask_a2s = mask_s2a = None
+        if shifted:
+            grid = tuple(s // w for s, w in zip(spatial, self.stripe_size))
+            mask_a2s = shift_masks(grid, self.anchor_size, anchor_shift, self.stripe_size, self.shift_size, qkv.device)
+            mask_s2a = shift_masks(grid, self.stripe_size, self.shift_size, self.anchor_size, anchor_shift, qkv.device)
         z = self.anchor_to_stripe(a, k, v, self.anchor_size, self.stripe_size, mask_a2s)
         y = self.stripe_to_anchor(q, a, z, self.stripe_size, self.anchor_size, mask_s2a)
         out = window_reverse(rearrange(y, "b w h n d -> (b w) n (h d)"), self.stripe_size, (batch, *spatial))

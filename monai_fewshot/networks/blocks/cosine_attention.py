@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from monai_fewshot.networks.blocks.shift_masks import ShiftMasks
 from monai_fewshot.networks.utils import tensor_cache
 
 __all__ = ["CosineAttention", "relative_coordinates"]
@@ -71,8 +72,9 @@ class CosineAttention(nn.Module):
     learned logit scale per head (initialised at log 10) and CPB = Linear(spatial_dims, 512), ReLU,
     Linear(512, num_heads, no bias) applied to :func:`relative_coordinates`. The softmax runs in
     :func:`torch.nn.functional.scaled_dot_product_attention`: q and k are normalised, q is pre-multiplied by
-    the logit scale (``scale=1``), and bias plus shift mask go in as one float ``attn_mask``. Query and key
-    windows may have different shapes (GRL's stripe <-> anchor attention).
+    the logit scale (``scale=1``), and bias plus shift mask go in as one float ``attn_mask`` per group of
+    windows that share a shift mask. Query and key windows may have different shapes (GRL's stripe <-> anchor
+    attention).
 
     Args:
         spatial_dims: number of spatial axes of the windows (2 or 3), the CPB input width.
@@ -93,12 +95,31 @@ class CosineAttention(nn.Module):
         self.cpb_mlp = nn.Sequential(
             nn.Linear(spatial_dims, cpb_hidden), nn.ReLU(inplace=True), nn.Linear(cpb_hidden, num_heads, bias=False)
         )
+        self._frozen_bias: dict = {}  # bias tables computed without autograd, see `_frozen_bias_table`
 
     def position_bias(self, query_shape: Sequence[int], key_shape: Sequence[int], device: torch.device) -> torch.Tensor:
         """(num_heads, N_q, N_k) bias ``16 * sigmoid(CPB(coords))`` for windows of these shapes."""
-        table, index = relative_coordinates(tuple(query_shape), tuple(key_shape), device)
-        bias = 16 * torch.sigmoid(self.cpb_mlp(table))  # (T, heads)
-        return bias[index].permute(2, 0, 1)
+        geometry = (tuple(query_shape), tuple(key_shape), device)
+        table, index = relative_coordinates(*geometry)
+        if torch.is_grad_enabled() or torch.compiler.is_compiling():
+            bias = 16 * torch.sigmoid(self.cpb_mlp(table))  # (T, heads)
+        else:
+            bias = self._frozen_bias_table(geometry, table)
+        return bias.t()[:, index]  # gathered head-major: contiguous, as the attention kernel wants it
+
+    def _frozen_bias_table(self, geometry: tuple, table: torch.Tensor) -> torch.Tensor:
+        """The (T, heads) bias table without autograd, kept while the MLP's weights are unchanged.
+
+        The MLP over a 3D stripe's ~14k offsets costs a quarter of a 32^3 forward; inference (sliding
+        windows, many forwards) computes it once per geometry. Weights that change in place (an optimizer
+        step, ``load_state_dict``) or are replaced change the key and drop the kept tables.
+        """
+        weights = tuple((p.data_ptr(), p._version, p.dtype) for p in self.cpb_mlp.parameters())
+        if self._frozen_bias.get("weights") != weights:
+            self._frozen_bias = {"weights": weights}
+        if geometry not in self._frozen_bias:
+            self._frozen_bias[geometry] = 16 * torch.sigmoid(self.cpb_mlp(table))
+        return self._frozen_bias[geometry]
 
     def forward(
         self,
@@ -107,7 +128,7 @@ class CosineAttention(nn.Module):
         v: torch.Tensor,
         query_shape: Sequence[int],
         key_shape: Sequence[int],
-        mask: torch.Tensor | None = None,
+        mask: ShiftMasks | None = None,
     ) -> torch.Tensor:
         """
         Args:
@@ -116,7 +137,9 @@ class CosineAttention(nn.Module):
             v: (B, W, heads, N_k, d_v) values.
             query_shape: window shape of the queries.
             key_shape: window shape of the keys.
-            mask: (W, N_q, N_k) additive shift mask (0 or -100), or None.
+            mask: the shift masks of the W windows (:func:`~monai_fewshot.networks.blocks.shift_masks.shift_masks`),
+                or None. Each group of windows runs with its own mask, so memory stays that of one window's
+                logits per head, not W of them.
 
         Returns:
             (B, W, heads, N_q, d_v).
@@ -124,14 +147,23 @@ class CosineAttention(nn.Module):
         scale = torch.clamp(self.logit_scale, max=math.log(100.0)).exp()
         q = (F.normalize(q, dim=-1) * scale).to(v.dtype)
         k = F.normalize(k, dim=-1).to(v.dtype)
-        attn_mask = self.position_bias(query_shape, key_shape, q.device)[None]  # (1, heads, N_q, N_k)
+        bias = self.position_bias(query_shape, key_shape, q.device).to(v.dtype)  # (heads, N_q, N_k)
+        if mask is None:
+            return self._attend(q, k, v, bias)
+        if len(mask.masks) == 1:
+            return self._attend(q, k, v, bias + mask.masks[0].to(v.dtype))
+        parts = [
+            self._attend(q.index_select(1, w), k.index_select(1, w), v.index_select(1, w), bias + m.to(v.dtype))
+            for m, w in zip(mask.masks, mask.windows)
+        ]
+        return torch.cat(parts, dim=1).index_select(1, mask.restore)
+
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+        """Softmax attention of (B, W, heads, N, d) windows with one (heads, N_q, N_k) float mask for all."""
         batch, windows = q.shape[:2]
-        if mask is not None:
-            attn_mask = attn_mask + mask[:, None]  # (W, heads, N_q, N_k)
-            attn_mask = attn_mask.expand(batch, *attn_mask.shape).flatten(0, 1)
-        # 4D inputs and mask take the fused kernels (CPU flash attention: ~7x the math path it falls back to
-        # with 5D inputs or a 3D mask)
+        # 4D inputs and a broadcast 4D mask take the fused kernels (CPU flash attention: ~7x the math path it
+        # falls back to with 5D inputs or a 3D mask; a broadcast mask is read in place, never expanded)
         q, k, v = (t.flatten(0, 1) for t in (q, k, v))
         dropout = self.dropout_rate if self.training else 0.0
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask.to(v.dtype), dropout_p=dropout, scale=1.0)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask[None], dropout_p=dropout, scale=1.0)
         return out.unflatten(0, (batch, windows))

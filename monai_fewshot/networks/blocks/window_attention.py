@@ -6,25 +6,14 @@ from collections.abc import Sequence
 
 import torch
 from einops import rearrange
-from monai.networks.nets.swin_unetr import compute_mask, window_partition, window_reverse
+from monai.networks.nets.swin_unetr import window_partition, window_reverse
 from monai.utils import ensure_tuple_rep
 from torch import nn
 
 from monai_fewshot.networks.blocks.cosine_attention import CosineAttention
-from monai_fewshot.networks.utils import tensor_cache
+from monai_fewshot.networks.blocks.shift_masks import shift_masks
 
-__all__ = ["WindowAttention", "shift_mask"]
-
-
-@tensor_cache(maxsize=32)
-def shift_mask(
-    spatial_size: tuple[int, ...], window_size: tuple[int, ...], shift_size: tuple[int, ...], device: torch.device
-) -> torch.Tensor:
-    """(num_windows, N, N) additive mask (0 / -100) that keeps shifted windows from mixing wrapped regions.
-
-    MONAI's Swin ``compute_mask``, cached per geometry and device.
-    """
-    return compute_mask(spatial_size, window_size, shift_size, device)
+__all__ = ["WindowAttention"]
 
 
 class WindowAttention(nn.Module):
@@ -32,7 +21,8 @@ class WindowAttention(nn.Module):
 
     Windows are cut with MONAI's Swin ``window_partition`` / ``window_reverse``; a shifted block rolls the
     map by ``-window // 2`` first, masks the token pairs that the roll brought together from opposite sides
-    (MONAI's ``compute_mask``, -100) and rolls back afterwards.
+    (-100, the masks of MONAI's ``compute_mask``, held once per window pattern by
+    :func:`~monai_fewshot.networks.blocks.shift_masks.shift_masks`) and rolls back afterwards.
 
     Args:
         spatial_dims: 2 or 3.
@@ -76,7 +66,12 @@ class WindowAttention(nn.Module):
         q, k, v = rearrange(
             windows, "(b w) n (three h d) -> three b w h n d", b=qkv.shape[0], three=3, h=self.num_heads
         )
-        mask = shift_mask(spatial, self.window_size, self.shift_size, qkv.device) if shifted else None
+        grid = tuple(s // w for s, w in zip(spatial, self.window_size))
+        mask = (
+            shift_masks(grid, self.window_size, self.shift_size, self.window_size, self.shift_size, qkv.device)
+            if shifted
+            else None
+        )
         out = self.attention(q, k, v, self.window_size, self.window_size, mask)
         out = window_reverse(rearrange(out, "b w h n d -> (b w) n (h d)"), self.window_size, (qkv.shape[0], *spatial))
         if shifted:

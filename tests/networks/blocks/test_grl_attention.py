@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+from monai.networks.nets.swin_unetr import compute_mask, window_partition
 
 from monai_fewshot.networks.blocks import (
     AnchoredStripeAttention,
@@ -9,8 +10,10 @@ from monai_fewshot.networks.blocks import (
     CosineAttention,
     MixedAttention,
     MixedAttentionTransformerLayer,
+    ShiftMasks,
     WindowAttention,
     relative_coordinates,
+    shift_masks,
     stripe_shape,
 )
 
@@ -38,12 +41,55 @@ def test_cosine_attention_matches_explicit_softmax():
     torch.manual_seed(0)
     attention = CosineAttention(2, num_heads=2)
     q, k, v = torch.randn(3, 2, 5, 2, 6, 4).unbind(0)  # (B, W, heads, N, d) with a 2x3 window
-    mask = torch.zeros(5, 6, 6)
-    mask[:, :3, 3:] = -100.0
+    blocked = torch.zeros(6, 6)
+    blocked[:3, 3:] = -100.0
+    # windows 1 and 3 use the blocked mask, the others none: grouped, then put back in window order
+    mask = ShiftMasks(
+        (torch.zeros(6, 6), blocked), (torch.tensor([0, 2, 4]), torch.tensor([1, 3])), torch.tensor([0, 3, 1, 4, 2])
+    )
     out = attention(q, k, v, (2, 3), (2, 3), mask)
+    per_window = torch.stack([torch.zeros(6, 6), blocked, torch.zeros(6, 6), blocked, torch.zeros(6, 6)])
     cos = torch.nn.functional.normalize(q, dim=-1) @ torch.nn.functional.normalize(k, dim=-1).transpose(-1, -2)
-    logits = cos * 10.0 + attention.position_bias((2, 3), (2, 3), CPU) + mask[:, None]
+    logits = cos * 10.0 + attention.position_bias((2, 3), (2, 3), CPU) + per_window[:, None]
     torch.testing.assert_close(out, torch.softmax(logits, -1) @ v, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "spatial,window", [((8, 12), (4, 4)), ((4, 8, 8), (2, 4, 4)), ((8, 8, 8), (4, 4, 4)), ((4, 4), (4, 4))]
+)
+def test_grouped_shift_masks_equal_monai_compute_mask(spatial, window):
+    """Per window, the mask of its group is the one MONAI's Swin builds; at most 2^D groups."""
+    shift = tuple(w // 2 for w in window)
+    grid = tuple(s // w for s, w in zip(spatial, window))
+    grouped = shift_masks(grid, window, shift, window, shift, CPU)
+    reference = compute_mask(spatial, window, shift, CPU)  # (W, N, N)
+    assert len(grouped.masks) <= 2 ** len(spatial)
+    per_window = torch.empty_like(reference)
+    for mask, windows in zip(grouped.masks, grouped.windows):
+        per_window[windows] = mask
+    torch.testing.assert_close(per_window, reference)
+    assert sorted(grouped.restore.tolist()) == list(range(reference.shape[0]))
+
+
+def test_grouped_anchor_masks_keep_each_token_with_its_region():
+    """Stripe <-> anchor masks: a token and an anchor attend iff both came from the same side of the wrap."""
+    spatial, stripe, shift, down = (8, 16), (4, 8), (2, 4), (2, 2)
+    anchor, anchor_shift = (2, 4), (1, 2)
+
+    def region(size, window, roll):  # which wrapped region each token of the rolled map came from, per window
+        labels = torch.zeros(1, *size, 1)
+        for axis, (n, s) in enumerate(zip(size, roll)):
+            wrapped = torch.zeros(n)
+            wrapped[n - s :] = 1 << axis  # after a roll by -s, the last s positions came from the start
+            labels += wrapped.reshape([1] + [n if a == axis else 1 for a in range(len(size))] + [1])
+        return window_partition(labels, window).squeeze(-1)
+
+    anchors = region(tuple(s // f for s, f in zip(spatial, down)), anchor, anchor_shift)
+    tokens = region(spatial, stripe, shift)
+    reference = torch.where(anchors[:, :, None] == tokens[:, None, :], 0.0, -100.0)
+    grouped = shift_masks((2, 2), anchor, anchor_shift, stripe, shift, CPU)
+    for mask, windows in zip(grouped.masks, grouped.windows):
+        torch.testing.assert_close(reference[windows], mask.expand(len(windows), -1, -1))
 
 
 def test_logit_scale_is_clamped_at_log_100():
@@ -137,3 +183,20 @@ def test_bad_block_arguments():
         MixedAttention(2, 18, 2, 3, 4, (8, 8))
     with pytest.raises(ValueError, match="spatial_dims"):
         CosineAttention(1, 2)
+
+
+def test_position_bias_is_kept_without_autograd_until_the_weights_change():
+    torch.manual_seed(0)
+    attention = CosineAttention(3, num_heads=2)
+    calls = []
+    attention.cpb_mlp.register_forward_hook(lambda *_: calls.append(1))
+    with torch.no_grad():
+        first = attention.position_bias((4, 4, 2), (4, 4, 2), CPU)
+        again = attention.position_bias((4, 4, 2), (4, 4, 2), CPU)
+        assert len(calls) == 1 and torch.equal(first, again)
+        attention.cpb_mlp[-1].weight.mul_(2.0)  # an in-place update, as an optimizer step makes
+        changed = attention.position_bias((4, 4, 2), (4, 4, 2), CPU)
+    assert len(calls) == 2 and not torch.equal(first, changed)
+    with_grad = attention.position_bias((4, 4, 2), (4, 4, 2), CPU)  # training: always recomputed, differentiable
+    assert len(calls) == 3 and with_grad.requires_grad
+    torch.testing.assert_close(with_grad.detach(), changed)
