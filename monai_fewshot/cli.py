@@ -44,42 +44,81 @@ def _dataset_overrides(args: argparse.Namespace) -> dict:
     return {"dataset_dir": data, "classes": f"$monai_fewshot.data.{DATASETS[args.dataset]}"}
 
 
+def _family(args: argparse.Namespace) -> list[str]:
+    """Name parts of a model family, so that families never share a weights or run folder: the dataset (unless
+    chaos), Setting 2's excluded classes, the network (unless catnet) and the backbone (when given)."""
+    parts = [] if args.dataset == "chaos" else [args.dataset]
+    if args.exclude:
+        parts.append("setting2_exclude" + "-".join(str(c) for c in sorted(args.exclude)))
+    if args.network != "catnet":
+        parts.append(args.network)
+    return parts + ([args.backbone] if args.backbone else [])
+
+
 def _model_overrides(args: argparse.Namespace, bundle: Path) -> dict:
-    """What train and evaluate share: the network (catnet_light, or ``--network alpnet``, which keeps its weights in
-    ``models/alpnet``), ``--backbone``, the weights folder and Setting 2's ``--exclude``."""
+    """What train and evaluate share: the network (catnet_light, or ``--network alpnet``), ``--backbone``, the
+    weights folder (default ``models/<family>``, e.g. ``models/cmr/alpnet``) and Setting 2's ``--exclude``."""
     overrides = {"network_def#network#backbone": args.backbone} if args.backbone else {}
-    ckpt_dir = args.ckpt_dir
     if args.network != "catnet":
         overrides["network_def#network#_target_"] = f"monai_fewshot.networks.nets.{NETWORKS[args.network]}"
-        ckpt_dir = ckpt_dir or bundle / "models" / args.network
+    ckpt_dir = args.ckpt_dir or bundle.joinpath("models", *_family(args))
     return overrides | {"ckpt_dir": ckpt_dir, "exclude_classes": repr(args.exclude) if args.exclude else None}
 
 
-def _train(args: argparse.Namespace) -> int:
-    bundle = _bundle_dir(args)
-    run_dir = args.run_dir
-    if args.network != "catnet":
-        run_dir = run_dir or bundle / "runs" / f"{args.network}_fold{args.fold}"
-    overrides = _dataset_overrides(args) | _model_overrides(args, bundle) | {
+def _train_overrides(args: argparse.Namespace, bundle: Path) -> dict:
+    run_dir = args.run_dir or bundle / "runs" / "_".join([*_family(args), f"fold{args.fold}"])
+    return _dataset_overrides(args) | _model_overrides(args, bundle) | {
         "fold": args.fold, "max_epochs": args.epochs, "episodes_per_epoch": args.episodes_per_epoch,
         "batch_size": args.batch_size, "num_workers": args.workers, "run_dir": run_dir,
         "pretrained_backbone": Path(args.init_backbone).resolve() if args.init_backbone else None,
     }
-    return _run_bundle(bundle, ["train.json"], **overrides)
+
+
+def _train(args: argparse.Namespace) -> int:
+    bundle = _bundle_dir(args)
+    return _run_bundle(bundle, ["train.json"], **_train_overrides(args, bundle))
+
+
+def _evaluate_overrides(args: argparse.Namespace, bundle: Path) -> dict:
+    family = [part for part in _family(args) if part != args.dataset]
+    output = Path(args.output) if args.output else bundle / "eval" / "_".join([args.dataset, *family, args.split])
+    return _dataset_overrides(args) | _model_overrides(args, bundle) | {
+        "eval_dir": output, "eval_split": args.split, "model_name": args.network,
+    }
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     bundle = _bundle_dir(args)
-    overrides = _dataset_overrides(args) | _model_overrides(args, bundle) | {
-        "eval_dir": args.output, "eval_split": args.split, "model_name": args.network,
-    }
+    overrides = _evaluate_overrides(args, bundle)
     status = _run_bundle(bundle, ["train.json", "evaluate.json"], **overrides)
-    output = Path(args.output) if args.output else bundle / "eval"
     for name in (args.network, "floor"):
-        table = output / f"{name}_dice.md"
+        table = Path(overrides["eval_dir"]) / f"{name}_dice.md"
         if status == 0 and table.is_file():
             print(table.read_text())
     return status
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from monai_fewshot.metrics import FewShotScoreTable, compare_tables
+    from monai_fewshot.utils import write_text_atomic
+
+    tables = {}
+    for item in args.evaluations:
+        name, separator, path = item.rpartition("=")
+        if not separator or not name:
+            raise SystemExit(f"error: {item!r} is not NAME=CSV (e.g. CAT-Net=eval/chaos_test/catnet_dice.csv).")
+        try:
+            tables[name] = FewShotScoreTable.from_csv(path)
+        except (FileNotFoundError, ValueError) as error:
+            raise SystemExit(f"error: {error}") from None
+    try:
+        text = compare_tables(tables, title=args.title)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
+    print(text)
+    if args.output:
+        write_text_atomic(args.output, text)
+    return 0
 
 
 def _segment(args: argparse.Namespace) -> int:
@@ -189,8 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--data", required=True, help="folder of image_N.nii.gz / label_N.nii.gz volumes")
         command.add_argument("--dataset", choices=sorted(DATASETS), default="chaos",
                              help="class map: chaos (liver, kidneys, spleen) or cmr (LV-MYO, LV-BP, RV); default chaos")
-        command.add_argument("--ckpt-dir", help="folder of model_fold{F}.pt (default: the bundle's models/, "
-                             "models/alpnet for --network alpnet)")
+        command.add_argument("--ckpt-dir", help="folder of model_fold{F}.pt (default: the bundle's models/ for CAT-Net on "
+                             "chaos, else models/<family>: e.g. models/alpnet, models/cmr, models/cloformer_xxs, "
+                             "models/setting2_exclude2-3/alpnet)")
         command.add_argument("--network", choices=sorted(NETWORKS), default="catnet",
                              help="catnet (CAT-Net light, default) or alpnet (the ALPNet-style prototype baseline "
                              "with the same backbone)")
@@ -207,7 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--episodes-per-epoch", type=int, help="batches per epoch (bundle default 100)")
     train.add_argument("--batch-size", type=int, help="episodes per batch (bundle default 2)")
     train.add_argument("--workers", type=int, help="data loader workers (bundle default 0)")
-    train.add_argument("--run-dir", help="checkpoints and TensorBoard logs (default: bundle runs/fold{F})")
+    train.add_argument("--run-dir", help="checkpoints and TensorBoard logs (default: bundle runs/<family>_fold{F}, "
+                       "e.g. runs/fold0, runs/cmr_alpnet_fold0)")
     train.add_argument("--exclude", type=int, nargs="*", help="Setting 2: class values whose slices training never sees")
     train.add_argument("--init-backbone", help="start CAT-Net's encoder from the backbone.* weights of this file, e.g. "
                        "the same fold's trained baseline models/alpnet/model_fold{F}.pt")
@@ -217,11 +258,24 @@ def build_parser() -> argparse.ArgumentParser:
                                    description="Evaluate every fold that has a model_fold{F}.pt (trained without that "
                                    "fold's test volumes) and the copy-the-support-mask floor on the same folds.")
     data_arguments(evaluate)
-    evaluate.add_argument("--output", help="folder for *_dice.csv, *_dice.md and overlays (default: bundle eval/)")
+    evaluate.add_argument("--output", help="folder for *_dice.csv, *_dice.md and overlays (default: bundle "
+                          "eval/<dataset>[_<family>]_<split>, e.g. eval/chaos_test, eval/cmr_alpnet_test)")
     evaluate.add_argument("--split", choices=("test", "validation"), default="test", help="default test")
     evaluate.add_argument("--exclude", type=int, nargs="*",
                           help="Setting 2: the class values the models were trained without; only those are scored")
     evaluate.set_defaults(run=_evaluate)
+
+    compare = commands.add_parser(
+        "compare", help="side-by-side Dice table of evaluations on the same episodes, with paired differences.",
+        description="Read evaluate's <name>_dice.csv files, keep the (fold, class, volume) scores all of them hold, "
+        "and print per-class protocol means per model, then each model minus the first: mean difference, 95%% "
+        "bootstrap interval over query volumes, wins and losses.",
+    )
+    compare.add_argument("evaluations", nargs="+", metavar="NAME=CSV",
+                         help="e.g. CAT-Net=eval/chaos_test/catnet_dice.csv floor=eval/chaos_test/floor_dice.csv")
+    compare.add_argument("--title", default="Dice (%)", help="top-left cell of the table")
+    compare.add_argument("--output", help="also write the Markdown table to this file (atomically)")
+    compare.set_defaults(run=_compare)
 
     segment = commands.add_parser("segment", help="segment query volumes from a labelled support volume (NIfTI out).")
     segment.add_argument("--support", required=True, help="support image (NIfTI)")

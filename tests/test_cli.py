@@ -61,3 +61,40 @@ def test_restore_runs_the_bundle_with_the_default_network(tmp_path):
                  "--task", "sr", "--factor", "2", "--checkpoint", str(tmp_path / "grl.pt")]) == 0
     fine = nib.load(tmp_path / "fine.nii.gz")
     assert fine.shape == (24, 20, 12) and np.isclose(fine.affine[2, 2], 7.7 / 2)
+
+
+@pytest.mark.parametrize(
+    "options, models, run",
+    [
+        ([], "models", "runs/fold1"),
+        (["--network", "alpnet"], "models/alpnet", "runs/alpnet_fold1"),
+        (["--backbone", "cloformer_xxs"], "models/cloformer_xxs", "runs/cloformer_xxs_fold1"),
+        (["--dataset", "cmr"], "models/cmr", "runs/cmr_fold1"),
+        (["--exclude", "3", "2", "--network", "alpnet"], "models/setting2_exclude2-3/alpnet",
+         "runs/setting2_exclude2-3_alpnet_fold1"),
+    ],
+)
+def test_model_families_keep_their_own_weights_and_runs(options, models, run, tmp_path):
+    """Another dataset, network, backbone or Setting 2 never resumes or overwrites the default CAT-Net's files."""
+    from monai_fewshot.cli import _evaluate_overrides, _train_overrides
+
+    train = _train_overrides(build_parser().parse_args(["train", "--data", str(tmp_path), "--fold", "1", *options]), tmp_path)
+    assert (train["ckpt_dir"], train["run_dir"]) == (tmp_path / models, tmp_path / run)
+    evaluate = _evaluate_overrides(build_parser().parse_args(["evaluate", "--data", str(tmp_path), *options]), tmp_path)
+    assert evaluate["ckpt_dir"] == tmp_path / models
+    assert evaluate["eval_dir"].parent == tmp_path / "eval" and evaluate["eval_dir"].name.endswith("_test")
+
+
+def _eval_name(options, tmp_path):
+    from monai_fewshot.cli import _evaluate_overrides
+
+    return _evaluate_overrides(build_parser().parse_args(["evaluate", "--data", str(tmp_path), *options]), tmp_path)["eval_dir"].name
+
+
+def test_evaluation_folders_differ_between_families(tmp_path):
+    names = {
+        _eval_name(options, tmp_path)
+        for options in ([], ["--network", "alpnet"], ["--dataset", "cmr"], ["--split", "validation"], ["--exclude", "2", "3"])
+    }
+    assert names == {"chaos_test", "chaos_alpnet_test", "cmr_test", "chaos_validation", "chaos_setting2_exclude2-3_test"}
+

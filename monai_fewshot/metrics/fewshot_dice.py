@@ -8,6 +8,7 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from monai.metrics import compute_dice, compute_hausdorff_distance
@@ -111,6 +112,23 @@ class FewShotScoreTable:
         lines += [row(f"fold {f}", per_fold[f]) for f in sorted(per_fold)]
         lines.append(row("mean over folds", self.per_class()))
         return "\n".join(lines) + "\n"
+
+    @classmethod
+    def from_csv(cls, path: str | Path) -> FewShotScoreTable:
+        """Read back a table written by :meth:`to_csv` (an evaluation's ``<name>_dice.csv``)."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist (expected an evaluation's <name>_dice.csv).")
+        with path.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            missing = {"fold", "class", "volume", "dice"} - set(reader.fieldnames or ())
+            if missing:
+                raise ValueError(f"{path} lacks the columns {sorted(missing)} of a few-shot Dice table.")
+            rows = list(reader)
+        return cls([
+            VolumeScore(int(r["fold"]), r["class"], r["volume"], float(r["dice"]), float(r.get("hd95") or math.nan))
+            for r in rows
+        ])
 
     def to_csv(self) -> str:
         """Every volume score, one per line."""
