@@ -6,15 +6,12 @@ import argparse
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
-
-import torch
 
 __all__ = ["main"]
 
 REPO = Path(__file__).resolve().parents[1]
-DATASETS = {"chaos": "CHAOS_CLASSES", "cmr": "CMR_CLASSES"}
+DATASETS = {"chaos": "CHAOS_CLASSES", "cmr": "CMR_CLASSES", "mni152": "DEMO_CLASSES"}  # --dataset: class map
 NETWORKS = {"catnet": "catnet_light", "alpnet": "alpnet_light"}  # --network: CAT-Net or the prototype baseline
 
 
@@ -154,40 +151,28 @@ def _benchmark(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from monai_fewshot.data.demo import DEMO_CLASSES, load_mni152_demo
-    from monai_fewshot.engines import load_network_weights
-    from monai_fewshot.networks import ResizedFewShot, SupportMaskCopy, catnet_light
-    from monai_fewshot.networks.utils import resize_to
+    """The bundle's evaluation on the offline default dataset: the 5-fold protocol on a cohort made from MNI152."""
+    from monai_fewshot.data import write_mni152_cohort
+    from monai_fewshot.metrics import FewShotScoreTable, compare_tables
 
-    torch.manual_seed(args.seed)
-    volume = load_mni152_demo()
-    class_id = {name.split()[0]: key for key, name in DEMO_CLASSES.items()}[args.tissue]
-    image, label = volume["image"].as_tensor(), (volume["label"].as_tensor() == class_id).float()
-    depth = image.shape[-1]
-    support_z, query_z = depth // 2, depth // 2 + args.gap
-    size = (args.size, args.size)
-    query = resize_to(image[None, ..., query_z], size)
-    support = resize_to(image[None, ..., support_z], size)[:, None]
-    support_mask = resize_to(label[None, ..., support_z], size, mode="nearest")[:, None]
-    truth = resize_to(label[None, ..., query_z], size, mode="nearest") > 0
-
-    checkpoint = Path(args.checkpoint) if args.checkpoint else _bundle_dir(args) / "models" / "model.pt"
-    catnet = ResizedFewShot(catnet_light(spatial_dims=2), (128, 128))
-    weights = "untrained"
-    if checkpoint.is_file():
-        load_network_weights(catnet, checkpoint)
-        weights = f"weights {checkpoint.name}"
-    print(f"1-shot segmentation of the MNI152 template's {DEMO_CLASSES[class_id]} (nilearn wheel, offline): "
-          f"support slice {support_z}, query slice {query_z}, {args.size}x{args.size}")
-    print(f"{'model':<34} {'mask px':>8} {'truth px':>9} {'Dice':>6} {'seconds':>8}")
-    for name, net in ((f"CAT-Net light ({weights})", catnet), ("floor: copy the support mask", SupportMaskCopy())):
-        start = time.perf_counter()
-        with torch.no_grad():
-            output = net.eval()(query, support, support_mask)
-        prediction = (output.logits if hasattr(output, "logits") else output) > 0
-        elapsed = time.perf_counter() - start
-        dice = 2 * (prediction & truth).sum().item() / max(prediction.sum().item() + truth.sum().item(), 1)
-        print(f"{name:<34} {int(prediction.sum()):>8} {int(truth.sum()):>9} {dice:>6.3f} {elapsed:>8.2f}")
+    bundle = _bundle_dir(args)
+    checkpoint = Path(args.checkpoint) if args.checkpoint else bundle / "models" / "model.pt"
+    if not checkpoint.is_file():
+        raise SystemExit(f"error: no CAT-Net weights at {checkpoint}; pass --checkpoint FILE.")
+    cache = Path(args.cache).expanduser() / f"mni152_cohort_n{args.subjects}_seed{args.seed}"
+    print(f"MNI152 cohort (nilearn wheel, offline): {args.subjects} subjects in {cache}", flush=True)
+    cohort = write_mni152_cohort(cache, subjects=args.subjects, seed=args.seed)
+    output = Path(args.output).resolve()
+    status = _run_bundle(
+        bundle, ["train.json", "evaluate.json"], dataset_dir=cohort, classes="$monai_fewshot.data.DEMO_CLASSES",
+        checkpoint=checkpoint.resolve(), eval_folds=repr(args.folds), eval_dir=output, model_name="catnet",
+    )
+    if status != 0:
+        return status
+    tables = {f"CAT-Net light ({checkpoint.name})": output / "catnet_dice.csv", "floor: copy the support mask":
+              output / "floor_dice.csv"}
+    print(compare_tables({name: FewShotScoreTable.from_csv(path) for name, path in tables.items()}, "1-shot Dice (%)"))
+    print(f"per-volume scores, tables and overlays: {output}")
     return 0
 
 
@@ -215,19 +200,27 @@ def build_parser() -> argparse.ArgumentParser:
                         "bundles/grl_restoration for restore)")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    demo = commands.add_parser("demo", help="1-shot pass on the MNI152 template that ships with nilearn (offline).",
-                               description="Segment one axial slice of the MNI152 template from a labelled slice nearby.")
-    demo.add_argument("--tissue", choices=("grey", "white"), default="white", help="class to segment (default white)")
-    demo.add_argument("--gap", type=int, default=4, help="slices between support and query (default 4)")
-    demo.add_argument("--size", type=int, default=128, help="in-plane size the slices are resized to (default 128)")
-    demo.add_argument("--checkpoint", help="CAT-Net weights (default: the bundle's models/model.pt when present)")
-    demo.add_argument("--seed", type=int, default=0, help="seed of the network initialisation (default 0)")
+    demo = commands.add_parser(
+        "demo", help="the bundle's 5-fold 1-shot evaluation on a cohort made from the MNI152 template (offline).",
+        description="Write a seeded cohort of warped MNI152 brains (nilearn wheel; grey and white matter labels), "
+        "then run the evaluate bundle on it with the shipped CAT-Net weights and the copy-the-support-mask floor.",
+    )
+    demo.add_argument("--subjects", type=int, default=10, help="subjects in the cohort, at least 10 (default 10: one "
+                      "support and two query volumes per fold)")
+    demo.add_argument("--seed", type=int, default=0, help="the cohort's seed (default 0)")
+    demo.add_argument("--folds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="folds to evaluate (default all)")
+    demo.add_argument("--checkpoint", help="CAT-Net weights (default: the bundle's models/model.pt)")
+    demo.add_argument("--cache", default="~/.cache/monai_fewshot", help="where the cohort is written once "
+                      "(default ~/.cache/monai_fewshot)")
+    demo.add_argument("--output", default="fewshot_demo", help="folder for the tables and overlays (default "
+                      "./fewshot_demo)")
     demo.set_defaults(run=_demo)
 
     def data_arguments(command: argparse.ArgumentParser) -> None:
         command.add_argument("--data", required=True, help="folder of image_N.nii.gz / label_N.nii.gz volumes")
         command.add_argument("--dataset", choices=sorted(DATASETS), default="chaos",
-                             help="class map: chaos (liver, kidneys, spleen) or cmr (LV-MYO, LV-BP, RV); default chaos")
+                             help="class map: chaos (liver, kidneys, spleen), cmr (LV-MYO, LV-BP, RV) or mni152 "
+                             "(grey, white matter: the demo's cohort); default chaos")
         command.add_argument("--ckpt-dir", help="folder of model_fold{F}.pt (default: the bundle's models/ for CAT-Net on "
                              "chaos, else models/<family>: e.g. models/alpnet, models/cmr, models/cloformer_xxs, "
                              "models/setting2_exclude2-3/alpnet)")

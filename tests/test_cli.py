@@ -14,10 +14,24 @@ def test_help_lists_every_command(capsys):
         assert command in out
 
 
-def test_demo_runs_offline_on_the_mni152_template(capsys):
-    assert main(["demo", "--size", "64", "--checkpoint", "/nonexistent.pt"]) == 0
+def test_demo_needs_weights(tmp_path):
+    with pytest.raises(SystemExit, match=f"no CAT-Net weights at {tmp_path / 'absent.pt'}"):
+        main(["demo", "--checkpoint", str(tmp_path / "absent.pt"), "--cache", str(tmp_path / "cache")])
+    assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.slow
+def test_demo_evaluates_the_shipped_model_on_the_mni152_cohort(tmp_path, capsys):
+    """The README's main job: the evaluate bundle's protocol on the offline cohort (fold 0 here)."""
+    from monai_fewshot.metrics import FewShotScoreTable
+
+    assert main(["demo", "--folds", "0", "--cache", str(tmp_path / "cache"), "--output", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
-    assert "MNI152" in out and "CAT-Net light (untrained)" in out and "floor: copy the support mask" in out
+    assert "| CAT-Net light (model.pt) |" in out and "| floor: copy the support mask |" in out
+    table = FewShotScoreTable.from_csv(tmp_path / "out" / "catnet_dice.csv")
+    assert table.folds() == [0] and table.classes() == ["grey matter", "white matter"]
+    assert len(table.scores) == 4 and all(0 < s.dice < 1 for s in table.scores)  # 2 queries x 2 classes
+    assert (tmp_path / "out" / "overlay_fold0_white_matter.png").stat().st_size > 0
 
 
 @pytest.mark.parametrize("command", ["evaluate", "train"])

@@ -1,5 +1,6 @@
 """Episodic few-shot data: dataset layouts, class splits, episode samplers, supervoxels, the evaluation protocol."""
 
+from monai_fewshot.data.demo import DEMO_CLASSES, write_mni152_cohort
 from monai_fewshot.data.episodes import EpisodeDataset
 from monai_fewshot.data.layout import (
     CHAOS_CLASSES,
@@ -37,6 +38,7 @@ __all__ = [
     "CHAOS_CLASSES",
     "CHAOS_SETTING2_TEST_CLASSES",
     "CMR_CLASSES",
+    "DEMO_CLASSES",
     "ChunkEpisode",
     "ClassSplit",
     "DistributedEpisodeSampler",
@@ -67,4 +69,5 @@ __all__ = [
     "restoration_volumes",
     "scored_slices",
     "support_slices",
+    "write_mni152_cohort",
 ]

@@ -7,7 +7,9 @@ copied and distributed freely with its copyright notice (Copyright (C) 1993-2009
 Brain Imaging Centre, Montreal Neurological Institute, McGill University); nilearn is BSD-3-Clause.
 
 ``write_mni152_folder`` writes it in the ``image_N`` / ``label_N`` layout, so the episodic components run
-offline on real anatomy (one subject: support and query are different slices of it).
+offline on real anatomy (one subject: support and query are different slices of it). ``write_mni152_cohort``
+writes seeded elastic, affine, bias-field and noise variants of it as a cohort of subjects, enough for the
+5-fold protocol (``monai-fewshot demo`` evaluates on it).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 import torch
 from monai.data import MetaTensor
 
-__all__ = ["DEMO_CLASSES", "load_mni152_demo", "write_mni152_folder"]
+__all__ = ["DEMO_CLASSES", "load_mni152_demo", "write_mni152_cohort", "write_mni152_folder"]
 
 DEMO_CLASSES = {1: "grey matter", 2: "white matter"}
 
@@ -79,4 +81,60 @@ def write_mni152_folder(folder: str | Path, resolution: int = 2) -> Path:
     for key in ("image", "label"):
         array = np.ascontiguousarray(volume[key].as_tensor()[0].numpy())
         nib.save(nib.Nifti1Image(array, affine), str(out / f"{key}_1.nii.gz"))
+    return out
+
+
+def write_mni152_cohort(folder: str | Path, subjects: int = 10, seed: int = 0, resolution: int = 2) -> Path:
+    """Write a cohort of synthetic subjects made from the template, in the ``image_N`` / ``label_N`` layout.
+
+    Subject ``n`` (1..``subjects``) is the template warped by MONAI's ``Rand3DElasticd`` (smooth displacement,
+    rotation up to 0.1 rad, scaling up to 10 %, shift up to 4 voxels; labels by nearest neighbour), then given
+    a smooth intensity bias field and Rician noise, all drawn from ``numpy.random.default_rng([seed, n])``:
+    the same seed writes the same cohort on any machine. Each file is written atomically, and a finished
+    cohort is marked by ``cohort.json``; calling again with the same arguments reuses it.
+
+    Args:
+        folder: output folder (created).
+        subjects: number of subjects; the 5-fold protocol with a validation split needs at least 10 (one
+            support and two query volumes per fold; 15 gives three).
+        seed: the cohort's seed.
+        resolution: voxel size in mm, 1 or 2.
+
+    Returns:
+        The folder, ready for ``read_folder`` with the classes ``DEMO_CLASSES``.
+    """
+    import json
+
+    import nibabel as nib
+    from monai.transforms import Compose, Rand3DElasticd, RandBiasFieldd, RandRicianNoised
+
+    from monai_fewshot.utils import atomic_path, write_text_atomic
+
+    if subjects < 10:
+        raise ValueError(f"subjects must be at least 10 for the 5-fold protocol with validation, got {subjects}.")
+    out = Path(folder)
+    manifest = {"template": "mni_icbm152_2009a", "subjects": subjects, "seed": seed, "resolution": resolution}
+    marker = out / "cohort.json"
+    if marker.is_file() and json.loads(marker.read_text()) == manifest:
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    template = load_mni152_demo(resolution)
+    affine = template["image"].affine.numpy()
+    vary = Compose([
+        Rand3DElasticd(
+            ("image", "label"), sigma_range=(6, 8), magnitude_range=(40, 80), prob=1.0, rotate_range=0.1,
+            scale_range=0.1, translate_range=4, mode=("bilinear", "nearest"), padding_mode="zeros",
+        ),
+        RandBiasFieldd("image", coeff_range=(0.1, 0.3), prob=1.0),
+        RandRicianNoised("image", std=0.02, prob=1.0, relative=False),
+    ])
+    for subject in range(1, subjects + 1):
+        vary.set_random_state(seed=int(np.random.default_rng([seed, subject]).integers(2**31)))
+        varied = vary({key: template[key].as_tensor().float() for key in ("image", "label")})
+        image = np.clip(np.asarray(varied["image"][0], dtype=np.float32), 0, None)
+        label = np.rint(np.asarray(varied["label"][0])).astype(np.uint8)
+        for key, array in (("image", image / image.max()), ("label", label)):
+            with atomic_path(out / f"{key}_{subject}.nii.gz") as temporary:
+                nib.save(nib.Nifti1Image(np.ascontiguousarray(array), affine), str(temporary))
+    write_text_atomic(marker, json.dumps(manifest))
     return out
