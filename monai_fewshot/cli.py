@@ -89,7 +89,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     overrides = _evaluate_overrides(args, bundle)
     status = _run_bundle(bundle, ["train.json", "evaluate.json"], **overrides)
     for name in (args.network, "floor"):
-        table = Path(overrides["eval_dir"]) / f"{name}_dice.md"
+        table = overrides["eval_dir"] / f"{name}_dice.md"
         if status == 0 and table.is_file():
             print(table.read_text())
     return status

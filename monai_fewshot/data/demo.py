@@ -72,16 +72,22 @@ def write_mni152_folder(folder: str | Path, resolution: int = 2) -> Path:
     Returns:
         The folder, ready for ``read_folder``.
     """
+    volume = load_mni152_demo(resolution)
+    out = Path(folder)
+    _save_subject(out, 1, volume["image"].as_tensor()[0].numpy(), volume["label"].as_tensor()[0].numpy(),
+                  volume["image"].affine.numpy())
+    return out
+
+
+def _save_subject(folder: Path, number: int, image: np.ndarray, label: np.ndarray, affine: np.ndarray) -> None:
+    """``image_<number>.nii.gz`` and ``label_<number>.nii.gz`` in ``folder``, each written atomically."""
     import nibabel as nib
 
-    volume = load_mni152_demo(resolution)
-    affine = volume["image"].affine.numpy()
-    out = Path(folder)
-    out.mkdir(parents=True, exist_ok=True)
-    for key in ("image", "label"):
-        array = np.ascontiguousarray(volume[key].as_tensor()[0].numpy())
-        nib.save(nib.Nifti1Image(array, affine), str(out / f"{key}_1.nii.gz"))
-    return out
+    from monai_fewshot.utils import atomic_path
+
+    for key, array in (("image", image), ("label", label)):
+        with atomic_path(folder / f"{key}_{number}.nii.gz") as temporary:
+            nib.save(nib.Nifti1Image(np.ascontiguousarray(array), affine), str(temporary))
 
 
 def write_mni152_cohort(folder: str | Path, subjects: int = 10, seed: int = 0, resolution: int = 2) -> Path:
@@ -105,10 +111,9 @@ def write_mni152_cohort(folder: str | Path, subjects: int = 10, seed: int = 0, r
     """
     import json
 
-    import nibabel as nib
     from monai.transforms import Compose, Rand3DElasticd, RandBiasFieldd, RandRicianNoised
 
-    from monai_fewshot.utils import atomic_path, write_text_atomic
+    from monai_fewshot.utils import write_text_atomic
 
     if subjects < 10:
         raise ValueError(f"subjects must be at least 10 for the 5-fold protocol with validation, got {subjects}.")
@@ -133,8 +138,6 @@ def write_mni152_cohort(folder: str | Path, subjects: int = 10, seed: int = 0, r
         varied = vary({key: template[key].as_tensor().float() for key in ("image", "label")})
         image = np.clip(np.asarray(varied["image"][0], dtype=np.float32), 0, None)
         label = np.rint(np.asarray(varied["label"][0])).astype(np.uint8)
-        for key, array in (("image", image / image.max()), ("label", label)):
-            with atomic_path(out / f"{key}_{subject}.nii.gz") as temporary:
-                nib.save(nib.Nifti1Image(np.ascontiguousarray(array), affine), str(temporary))
+        _save_subject(out, subject, image / image.max(), label, affine)
     write_text_atomic(marker, json.dumps(manifest))
     return out

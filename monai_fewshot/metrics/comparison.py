@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-from monai_fewshot.metrics.fewshot_dice import FewShotScoreTable
+from monai_fewshot.metrics.fewshot_dice import FewShotScoreTable, VolumeScore
 
 __all__ = ["PairedDifference", "compare_tables", "paired_difference"]
 
@@ -54,32 +55,21 @@ def paired_difference(
         raise ValueError("the two evaluations share no (fold, class, volume) score: were they run on the same folds?")
     ours = {(s.fold, s.class_name, s.volume): s.dice for s in table.scores}
     theirs = {(s.fold, s.class_name, s.volume): s.dice for s in reference.scores}
-    differences = {key: ours[key] - theirs[key] for key in shared}
-    classes = sorted({c for _, c, _ in shared})
-    folds = sorted({f for f, _, _ in shared})
-    volumes = {f: sorted({v for g, _, v in shared if g == f}) for f in folds}
-
-    def protocol_mean(chosen: Mapping[int, list[str]]) -> float:
-        per_class = []
-        for name in classes:
-            fold_means = []
-            for f in folds:
-                values = [differences[(f, name, v)] for v in chosen[f] if (f, name, v) in differences]
-                if values:
-                    fold_means.append(sum(values) / len(values))
-            if fold_means:
-                per_class.append(sum(fold_means) / len(fold_means))
-        return sum(per_class) / len(per_class)
+    differences = [VolumeScore(f, c, v, ours[(f, c, v)] - theirs[(f, c, v)]) for f, c, v in sorted(shared)]
+    by_volume: dict[tuple[int, str], list[VolumeScore]] = defaultdict(list)
+    for score in differences:
+        by_volume[(score.fold, score.volume)].append(score)
+    volumes = {f: sorted(v for g, v in by_volume if g == f) for f in sorted({f for f, _ in by_volume})}
 
     rng = np.random.default_rng(seed)
-    samples = [
-        protocol_mean({f: list(rng.choice(volumes[f], size=len(volumes[f]))) for f in folds}) for _ in range(resamples)
-    ]
+    samples = []
+    for _ in range(resamples):
+        drawn = [s for f, names in volumes.items() for v in rng.choice(names, size=len(names)) for s in by_volume[(f, v)]]
+        samples.append(FewShotScoreTable(drawn).mean())
     low, high = np.quantile(samples, [0.025, 0.975]) if samples else (math.nan, math.nan)
     return PairedDifference(
-        mean=protocol_mean(volumes), low=float(low), high=float(high),
-        wins=sum(d > 0 for d in differences.values()), losses=sum(d < 0 for d in differences.values()),
-        pairs=len(differences),
+        mean=FewShotScoreTable(differences).mean(), low=float(low), high=float(high),
+        wins=sum(s.dice > 0 for s in differences), losses=sum(s.dice < 0 for s in differences), pairs=len(differences),
     )
 
 
@@ -102,9 +92,9 @@ def compare_tables(tables: Mapping[str, FewShotScoreTable], title: str = "Dice (
     if not shared:
         raise ValueError(f"the evaluations {list(tables)} share no (fold, class, volume) score.")
     restricted = {name: _restricted(table, shared) for name, table in tables.items()}
-    first = next(iter(restricted.values()))
-    classes = first.classes()
-    folds = first.folds()
+    reference_name, reference = next(iter(restricted.items()))
+    classes = reference.classes()
+    folds = reference.folds()
     lines = [
         f"| {title}, fold{'s' if len(folds) > 1 else ''} {', '.join(str(f) for f in folds)} | " + " | ".join(classes) + " | mean |",
         "|---" * (len(classes) + 2) + "|",
@@ -113,7 +103,6 @@ def compare_tables(tables: Mapping[str, FewShotScoreTable], title: str = "Dice (
         per_class = table.per_class()
         lines.append(f"| {name} | " + " | ".join(f"{100 * per_class[c]:.2f}" for c in classes)
                      + f" | {100 * table.mean():.2f} |")
-    reference_name, reference = next(iter(restricted.items()))
     if len(restricted) > 1:
         lines += ["", f"| against {reference_name} | mean difference | 95 % bootstrap interval | wins / losses of "
                   f"{len(shared)} volume scores |", "|---|---|---|---|"]
