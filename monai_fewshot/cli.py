@@ -101,11 +101,11 @@ def _compare(args: argparse.Namespace) -> int:
 
     tables = {}
     for item in args.evaluations:
-        name, separator, path = item.rpartition("=")
+        name, separator, paths = item.rpartition("=")
         if not separator or not name:
             raise SystemExit(f"error: {item!r} is not NAME=CSV (e.g. CAT-Net=eval/chaos_test/catnet_dice.csv).")
         try:
-            tables[name] = FewShotScoreTable.from_csv(path)
+            tables[name] = FewShotScoreTable.concatenate([FewShotScoreTable.from_csv(p) for p in paths.split(",")])
         except (FileNotFoundError, ValueError) as error:
             raise SystemExit(f"error: {error}") from None
     try:
@@ -264,8 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
         "and print per-class protocol means per model, then each model minus the first: mean difference, 95%% "
         "bootstrap interval over query volumes, wins and losses.",
     )
-    compare.add_argument("evaluations", nargs="+", metavar="NAME=CSV",
-                         help="e.g. CAT-Net=eval/chaos_test/catnet_dice.csv floor=eval/chaos_test/floor_dice.csv")
+    compare.add_argument("evaluations", nargs="+", metavar="NAME=CSV[,CSV...]",
+                         help="e.g. CAT-Net=eval/chaos_test/catnet_dice.csv floor=eval/chaos_test/floor_dice.csv; "
+                         "several CSVs of one model (Setting 2's two test groups, folds evaluated apart) are joined")
     compare.add_argument("--title", default="Dice (%)", help="top-left cell of the table")
     compare.add_argument("--output", help="also write the Markdown table to this file (atomically)")
     compare.set_defaults(run=_compare)

@@ -114,6 +114,26 @@ class FewShotScoreTable:
         return "\n".join(lines) + "\n"
 
     @classmethod
+    def concatenate(cls, tables: Sequence[FewShotScoreTable]) -> FewShotScoreTable:
+        """One table from evaluations of disjoint parts of a protocol, e.g. Setting 2's two test groups (each
+        scored by its own model) or folds evaluated at different times.
+
+        Raises:
+            ValueError: when two tables hold the same (fold, class, volume) score.
+        """
+        seen: dict[tuple[int, str, str], int] = {}
+        for index, table in enumerate(tables):
+            for s in table.scores:
+                key = (s.fold, s.class_name, s.volume)
+                if key in seen:
+                    raise ValueError(
+                        f"tables {seen[key]} and {index} both score fold {s.fold}, class {s.class_name!r}, volume "
+                        f"{s.volume}: concatenate evaluations of different folds or classes only."
+                    )
+                seen[key] = index
+        return cls([s for table in tables for s in table.scores])
+
+    @classmethod
     def from_csv(cls, path: str | Path) -> FewShotScoreTable:
         """Read back a table written by :meth:`to_csv` (an evaluation's ``<name>_dice.csv``)."""
         path = Path(path)

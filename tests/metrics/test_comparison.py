@@ -76,3 +76,27 @@ def test_compare_command_writes_the_table(tmp_path, capsys):
         main(["compare", str(tmp_path / "a.csv")])
     with pytest.raises(SystemExit, match="absent.csv does not exist"):
         main(["compare", f"x={tmp_path / 'absent.csv'}"])
+
+
+def test_concatenate_joins_disjoint_evaluations_and_refuses_overlaps():
+    liver = _table({k: d for k, d in REFERENCE.items() if k[1] == "liver"})
+    spleen = _table({k: d for k, d in REFERENCE.items() if k[1] == "spleen"})
+    joined = FewShotScoreTable.concatenate([liver, spleen])
+    assert joined.per_class() == pytest.approx(_table(REFERENCE).per_class())
+    assert len(joined.scores) == len(REFERENCE)
+    with pytest.raises(ValueError, match="tables 0 and 1 both score fold 0, class 'liver', volume 2"):
+        FewShotScoreTable.concatenate([liver, _table({(0, "liver", "2"): 0.1})])
+
+
+def test_compare_command_joins_several_csvs_of_one_model(tmp_path, capsys):
+    """Setting 2: each test group has its own model and CSV; the model's row joins them."""
+    (tmp_path / "all.csv").write_text(_table(REFERENCE).to_csv())
+    for organ in ("liver", "spleen"):
+        part = {k: d + 0.1 for k, d in REFERENCE.items() if k[1] == organ}
+        (tmp_path / f"{organ}.csv").write_text(_table(part).to_csv())
+    assert main(["compare", f"floor={tmp_path / 'all.csv'}",
+                 f"setting2={tmp_path / 'liver.csv'},{tmp_path / 'spleen.csv'}"]) == 0
+    out = capsys.readouterr().out
+    assert "| setting2 | 70.00 | 40.00 | 55.00 |" in out and "| setting2 | +10.00 | +10.00 .. +10.00 | 6 / 0 |" in out
+    with pytest.raises(SystemExit, match="both score fold 0, class 'liver'"):
+        main(["compare", f"floor={tmp_path / 'all.csv'}", f"x={tmp_path / 'all.csv'},{tmp_path / 'liver.csv'}"])
