@@ -78,8 +78,15 @@ def _train(args: argparse.Namespace) -> int:
 
 def _evaluate_overrides(args: argparse.Namespace, bundle: Path) -> dict:
     family = [part for part in _family(args) if part != args.dataset]
-    output = Path(args.output) if args.output else bundle / "eval" / "_".join([args.dataset, *family, args.split])
-    return _dataset_overrides(args) | _model_overrides(args, bundle) | {
+    folds = sorted(set(args.folds or ()))
+    chosen = ["fold" + "-".join(str(f) for f in folds)] if folds else []
+    output = Path(args.output) if args.output else bundle / "eval" / "_".join([args.dataset, *family, args.split, *chosen])
+    model = _model_overrides(args, bundle)
+    absent = [str(Path(model["ckpt_dir"], f"model_fold{f}.pt")) for f in folds
+              if not Path(model["ckpt_dir"], f"model_fold{f}.pt").is_file()]
+    if absent:
+        raise SystemExit(f"error: --folds {' '.join(map(str, folds))}: no model at {', '.join(absent)}.")
+    return _dataset_overrides(args) | model | ({"eval_folds": repr(folds)} if folds else {}) | {
         "eval_dir": output, "eval_split": args.split, "model_name": args.network,
     }
 
@@ -254,6 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--output", help="folder for *_dice.csv, *_dice.md and overlays (default: bundle "
                           "eval/<dataset>[_<family>]_<split>, e.g. eval/chaos_test, eval/cmr_alpnet_test)")
     evaluate.add_argument("--split", choices=("test", "validation"), default="test", help="default test")
+    evaluate.add_argument("--folds", type=int, nargs="+", help="evaluate only these folds (default: every fold with a "
+                          "model); the default output folder then ends in _fold<F>[-<F>...], so folds evaluated apart "
+                          "keep their own CSVs for `compare NAME=CSV,CSV`")
     evaluate.add_argument("--exclude", type=int, nargs="*",
                           help="Setting 2: the class values the models were trained without; only those are scored")
     evaluate.set_defaults(run=_evaluate)

@@ -112,3 +112,20 @@ def test_evaluation_folders_differ_between_families(tmp_path):
     }
     assert names == {"chaos_test", "chaos_alpnet_test", "cmr_test", "chaos_validation", "chaos_setting2_exclude2-3_test"}
 
+
+
+def test_evaluating_chosen_folds_keeps_them_apart(tmp_path):
+    """--folds: only those folds, into a folder of their own, and a clear error for a fold without a model."""
+    from monai_fewshot.cli import _evaluate_overrides
+
+    models = tmp_path / "models"
+    models.mkdir()
+    for fold in (1, 3):
+        (models / f"model_fold{fold}.pt").touch()
+    args = ["evaluate", "--data", str(tmp_path), "--ckpt-dir", str(models), "--exclude", "1", "4", "--folds"]
+    overrides = _evaluate_overrides(build_parser().parse_args([*args, "3", "1"]), tmp_path)
+    assert overrides["eval_folds"] == "[1, 3]"
+    assert overrides["eval_dir"] == tmp_path / "eval" / "chaos_setting2_exclude1-4_test_fold1-3"
+    with pytest.raises(SystemExit, match=f"--folds 1 2: no model at {models / 'model_fold2.pt'}"):
+        main([*args, "1", "2"])
+    assert not (tmp_path / "eval").exists()

@@ -172,7 +172,7 @@ def test_prototype_baseline_trains_and_evaluates_through_the_command(small_chaos
     assert "foreground.scale" not in weights and "reduce.conv.weight" in weights
     assert not any(key.startswith("cmat") for key in weights)  # the baseline, not CAT-Net
     assert main(["evaluate", "--network", "alpnet", "--data", str(small_chaos), "--ckpt-dir", str(models),
-                 "--output", str(tmp_path / "eval")]) == 0
+                 "--folds", "1", "--output", str(tmp_path / "eval")]) == 0
     assert "alpnet Dice (%)" in capsys.readouterr().out
     rows = (tmp_path / "eval" / "alpnet_dice.csv").read_text().splitlines()
     assert len(rows) - 1 == 4 * 2 and (tmp_path / "eval" / "floor_dice.md").is_file()
