@@ -41,12 +41,17 @@ def _dataset_overrides(args: argparse.Namespace) -> dict:
     return {"dataset_dir": data, "classes": f"$monai_fewshot.data.{DATASETS[args.dataset]}"}
 
 
+def _joined(values) -> str:
+    """Sorted integers joined by '-' for a folder name: [3, 2] -> '2-3'."""
+    return "-".join(str(v) for v in sorted(values))
+
+
 def _family(args: argparse.Namespace) -> list[str]:
     """Name parts of a model family, so that families never share a weights or run folder: the dataset (unless
     chaos), Setting 2's excluded classes, the network (unless catnet) and the backbone (when given)."""
     parts = [] if args.dataset == "chaos" else [args.dataset]
     if args.exclude:
-        parts.append("setting2_exclude" + "-".join(str(c) for c in sorted(args.exclude)))
+        parts.append("setting2_exclude" + _joined(args.exclude))
     if args.network != "catnet":
         parts.append(args.network)
     return parts + ([args.backbone] if args.backbone else [])
@@ -79,11 +84,10 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate_overrides(args: argparse.Namespace, bundle: Path) -> dict:
     family = [part for part in _family(args) if part != args.dataset]
     folds = sorted(set(args.folds or ()))
-    chosen = ["fold" + "-".join(str(f) for f in folds)] if folds else []
+    chosen = ["fold" + _joined(folds)] if folds else []
     output = Path(args.output) if args.output else bundle / "eval" / "_".join([args.dataset, *family, args.split, *chosen])
     model = _model_overrides(args, bundle)
-    absent = [str(Path(model["ckpt_dir"], f"model_fold{f}.pt")) for f in folds
-              if not Path(model["ckpt_dir"], f"model_fold{f}.pt").is_file()]
+    absent = [str(path) for path in (Path(model["ckpt_dir"], f"model_fold{f}.pt") for f in folds) if not path.is_file()]
     if absent:
         raise SystemExit(f"error: --folds {' '.join(map(str, folds))}: no model at {', '.join(absent)}.")
     return _dataset_overrides(args) | model | ({"eval_folds": repr(folds)} if folds else {}) | {

@@ -113,7 +113,6 @@ def test_evaluation_folders_differ_between_families(tmp_path):
     assert names == {"chaos_test", "chaos_alpnet_test", "cmr_test", "chaos_validation", "chaos_setting2_exclude2-3_test"}
 
 
-
 def test_evaluating_chosen_folds_keeps_them_apart(tmp_path):
     """--folds: only those folds, into a folder of their own, and a clear error for a fold without a model."""
     from monai_fewshot.cli import _evaluate_overrides
