@@ -15,7 +15,14 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 from monai.data import CacheDataset, Dataset
-from monai.transforms import Compose, EnsureTyped, LoadImaged, RandSpatialCropSamplesd, ScaleIntensityd
+from monai.transforms import (
+    CenterSpatialCropd,
+    Compose,
+    EnsureTyped,
+    LoadImaged,
+    RandSpatialCropSamplesd,
+    ScaleIntensityd,
+)
 
 from monai_fewshot.data.layout import VolumeRecord, read_folder
 from monai_fewshot.transforms import restoration_degradation
@@ -136,16 +143,23 @@ def restoration_volumes(
     seed: int = 0,
     n_test: int = 4,
     n_val: int = 2,
+    roi_size: Sequence[int] | None = None,
 ) -> Dataset:
     """Whole volumes of the validation or test split, degraded once: every method and every run sees the same
     degraded inputs (the degradation's random state is ``seed``, applied in volume order).
 
-    Args are those of :func:`restoration_patches`, with ``split`` one of ``"train"``, ``"validation"``, ``"test"``.
+    Args are those of :func:`restoration_patches`, with ``split`` one of ``"train"``, ``"validation"``, ``"test"``,
+    and ``roi_size``: None for whole volumes, or the size (H, W, slices) of a centred crop of each normalised
+    clean volume, taken before the degradation (MONAI ``CenterSpatialCropd``; -1 keeps an axis whole, a size
+    above the volume's keeps it whole too), to score a cheaper central region.
 
     Returns:
         a dataset of ``{"label": clean (1, H, W, D), "image": degraded, "id": N[, "low_res"]}`` MetaTensors.
     """
+    if roi_size is not None and (len(roi_size) != 3 or 0 in roi_size):
+        raise ValueError(f"roi_size must give 3 sizes (H, W, slices; -1 keeps an axis whole), got {roi_size}.")
     records = _split_records(dataset_dir, split, seed, n_test, n_val)
-    transform = Compose([*_load().transforms, *restoration_degradation(task, noise, sigma, factor).transforms])
+    crop = [] if roi_size is None else [CenterSpatialCropd("label", roi_size=roi_size)]
+    transform = Compose([*_load().transforms, *crop, *restoration_degradation(task, noise, sigma, factor).transforms])
     transform.set_random_state(seed)
     return Dataset([transform({"label": str(r.image), "id": r.id}) for r in records])

@@ -62,6 +62,13 @@ def test_configs_parse_and_build_the_networks():
     assert isinstance(restormer.get_parsed_content("network_def"), Restormer)
     assert restormer.get_parsed_content("checkpoint").endswith("models/gaussian_sigma0.05/restormer.pt")
 
+    budget = ConfigParser()
+    budget.read_config([str(CONFIGS / "train.json"), str(CONFIGS / "cpu_budget.json"), str(CONFIGS / "evaluate.json")])
+    assert budget.get_parsed_content("patch_size") == [32, 32, 16] and budget.get_parsed_content("max_epochs") == 20
+    assert budget.get_parsed_content("inferer").roi_size == [128, 128, 16]
+    assert "centred crop [128, 128, -1]" in budget.get_parsed_content("title")
+    assert parser.get_parsed_content("inferer").roi_size == [64, 64, 16]  # the full recipe: whole volumes, patch windows
+
     inference = ConfigParser()
     inference.read_config(str(CONFIGS / "inference.json"))
     assert inference.get_parsed_content("checkpoint").endswith("models/gaussian_sigma0.05/grl.pt")

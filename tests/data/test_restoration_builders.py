@@ -57,6 +57,22 @@ def test_whole_volumes_normalised_and_degraded(four_chaos, task, factor):
     assert torch.equal(again["image"], degraded)  # the same degraded input on every run
 
 
+def test_centred_crop_of_the_scored_volumes(four_chaos):
+    (whole,) = restoration_volumes(four_chaos, "test", **SMALL)
+    (item,) = restoration_volumes(four_chaos, "test", roi_size=(128, 96, -1), **SMALL)
+    height, width, slices = whole["label"].shape[1:]
+    top, left = (height - 128) // 2, (width - 96) // 2
+    assert item["label"].shape == item["image"].shape == (1, 128, 96, slices)
+    # cropped after the whole volume's normalisation, so the intensities are the whole volume's
+    assert torch.equal(item["label"], whole["label"][:, top : top + 128, left : left + 96])
+    np.testing.assert_allclose(  # the affine moves to the crop's first voxel
+        item["label"].affine.numpy()[:3, 3], (whole["label"].affine @ torch.tensor([top, left, 0, 1.0]).double()).numpy()[:3], atol=1e-4
+    )
+    assert float((item["image"] - item["label"]).std()) == pytest.approx(0.05, rel=0.05)
+    with pytest.raises(ValueError, match="roi_size must give 3 sizes"):
+        restoration_volumes(four_chaos, "test", roi_size=(128, 128), **SMALL)
+
+
 def test_patches_are_reproducible_from_the_seed(four_chaos):
     def first_batch(seed):
         dataset = restoration_patches(four_chaos, (32, 32, 8), patches_per_volume=3, seed=seed, **SMALL)
