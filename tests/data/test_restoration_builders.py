@@ -65,9 +65,8 @@ def test_centred_crop_of_the_scored_volumes(four_chaos):
     assert item["label"].shape == item["image"].shape == (1, 128, 96, slices)
     # cropped after the whole volume's normalisation, so the intensities are the whole volume's
     assert torch.equal(item["label"], whole["label"][:, top : top + 128, left : left + 96])
-    np.testing.assert_allclose(  # the affine moves to the crop's first voxel
-        item["label"].affine.numpy()[:3, 3], (whole["label"].affine @ torch.tensor([top, left, 0, 1.0]).double()).numpy()[:3], atol=1e-4
-    )
+    first_voxel = whole["label"].affine @ torch.tensor([top, left, 0, 1.0], dtype=torch.float64)
+    np.testing.assert_allclose(item["label"].affine.numpy()[:3, 3], first_voxel.numpy()[:3], atol=1e-4)  # the crop's origin
     assert float((item["image"] - item["label"]).std()) == pytest.approx(0.05, rel=0.05)
     with pytest.raises(ValueError, match="roi_size must give 3 sizes"):
         restoration_volumes(four_chaos, "test", roi_size=(128, 128), **SMALL)
