@@ -7,4 +7,4 @@ from monai_fewshot.inferers.annotated_slices import (
 from monai_fewshot.inferers.slice_inferer import FewShotSliceInferer, chunk_assignment, nearest_assignment
 from monai_fewshot.inferers.volume_segmentation import segment_volumes
 from monai_fewshot.inferers.restoration_methods import NetworkRestorer, restoration_baselines
-from monai_fewshot.inferers.volume_restoration import restore_volume
+from monai_fewshot.inferers.volume_restoration import intensity_range, restore_volume

@@ -5,7 +5,7 @@ import torch
 from monai.data import MetaTensor
 from monai.inferers import SlidingWindowInferer
 
-from monai_fewshot.inferers import NetworkRestorer, restoration_baselines, restore_volume
+from monai_fewshot.inferers import NetworkRestorer, intensity_range, restoration_baselines, restore_volume
 from monai_fewshot.networks import GRL
 from monai_fewshot.transforms import restoration_degradation
 
@@ -44,6 +44,16 @@ def test_network_restorer_through_a_sliding_window():
     data = {"image": smooth_volume(10)}
     restorer = NetworkRestorer(torch.nn.Identity(), SlidingWindowInferer((8, 8, 4), overlap=0.25))
     torch.testing.assert_close(restorer(data), data["image"].as_tensor())
+
+
+def test_intensity_range_of_a_noisy_volume_is_the_clean_one():
+    clean = smooth_volume(16)
+    noisy = clean + torch.from_numpy(np.random.default_rng(0).normal(0, 0.05, clean.shape).astype(np.float32))
+    low, high = (float(v) for v in clean.aminmax())
+    assert float(noisy.max()) - float(noisy.min()) > 1.3 * (high - low)  # the noise's extremes widen the plain range
+    estimate = intensity_range(noisy.as_tensor(), "denoise")
+    assert estimate == pytest.approx((low, high), abs=0.05 * (high - low))
+    assert intensity_range(noisy.as_tensor(), "sr") == (float(noisy.min()), float(noisy.max()))  # no noise to discount
 
 
 def save(path, array, affine=AFFINE):
