@@ -40,10 +40,10 @@ def psnr(estimate: torch.Tensor, clean: torch.Tensor) -> float:
     return float(metric(torch.as_tensor(estimate)[None].float(), torch.as_tensor(clean)[None].float()).item())
 
 
-def restore(tmp_path, degraded: np.ndarray, affine: np.ndarray, *options: str) -> np.ndarray:
+def restore(tmp_path, degraded: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """``monai-fewshot restore`` with the bundle's default model on ``degraded``, saved as NIfTI."""
     nib.save(nib.Nifti1Image(degraded.astype(np.float32), affine), tmp_path / "degraded.nii.gz")
-    assert main(["restore", "--input", str(tmp_path / "degraded.nii.gz"), "--output", str(tmp_path / "restored.nii.gz"),
-                 *options]) == 0
+    assert main(["restore", "--input", str(tmp_path / "degraded.nii.gz"), "--output", str(tmp_path / "restored.nii.gz")]) == 0
     return nib.load(tmp_path / "restored.nii.gz").get_fdata(dtype=np.float32)
 
 
