@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver
+from monai.engines import Evaluator
 
 from monai_fewshot.utils import atomic_path
 
@@ -105,7 +106,11 @@ class ResumableCheckpointing:
     """Save ``save_dict`` every ``save_interval`` epochs; at start, resume from the latest checkpoint.
 
     Put the trainer itself in ``save_dict`` (with network, optimizer and lr scheduler) so that a resumed
-    run continues at the saved epoch and iteration, and with it the episode stream.
+    run continues at the saved epoch and iteration, and with it the episode stream. The run's own
+    ``max_epochs`` decides where it stops, so a finished run started again with a larger ``max_epochs``
+    trains on from its last checkpoint. An evaluator in ``save_dict`` keeps its best metric, so a
+    ``BestModelSaver`` after a resume only writes a model better than every one before it. Entries that
+    an older checkpoint lacks start afresh, with a warning.
 
     Args:
         save_dir: folder of ``checkpoint_<iteration>.pt`` files.
@@ -135,6 +140,9 @@ class ResumableCheckpointing:
             n_saved=n_saved,
             global_step_transform=lambda engine, _: engine.state.iteration,
         )
+        for value in save_dict.values():
+            if isinstance(value, Evaluator):
+                value.state_dict_user_keys.extend(key for key in ("best_metric", "best_metric_epoch") if key not in value.state_dict_user_keys)
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.save_interval), self.checkpoint)
@@ -149,10 +157,16 @@ class ResumableCheckpointing:
             state = torch.load(path, map_location="cpu", weights_only=False)
         except Exception as error:
             raise RuntimeError(f"checkpoint {path} cannot be read ({error}); delete it to start afresh.") from error
-        Checkpoint.load_objects(self.save_dict, state)
+        missing = sorted(set(self.save_dict) - set(state))
+        if missing:
+            logger.warning(f"checkpoint {path} holds no {missing}: they start afresh.")
+        max_epochs = engine.state.max_epochs if engine is not None else None
+        Checkpoint.load_objects({name: value for name, value in self.save_dict.items() if name in state}, state)
         self.resumed_from = path
+        if max_epochs is not None:
+            engine.state.max_epochs = max_epochs  # the trainer's state brought back the finished run's max_epochs
         if engine is not None:
-            logger.info(f"resumed from {path}: iteration {engine.state.iteration}, epoch {engine.state.epoch}")
+            logger.info(f"resumed from {path}: iteration {engine.state.iteration}, epoch {engine.state.epoch} of {max_epochs}")
 
 
 class BestModelSaver:
