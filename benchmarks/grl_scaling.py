@@ -22,8 +22,8 @@ Usage::
     python benchmarks/grl_scaling.py --sizes 32 64 --passes forward --threads 2
 
 Prints a table and writes ``benchmarks/results/grl_scaling.json`` (or ``--out``), with the growth ratio
-of time and memory from the smallest to the largest size measured (8 for 32^3 -> 64^3 means linear in
-the number of voxels).
+of time and memory from the smallest size to each larger one (8 for 32^3 -> 64^3, 27 for 32^3 -> 96^3
+means linear in the number of voxels).
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ def main() -> None:
                 print(_format(row), flush=True)
                 _save(args.out, machine, rows, [], complete=False)  # partial results survive an interrupted run
 
-    growth = [g for mode in args.passes for g in _growth(rows, mode, min(sizes[mode]), max(sizes[mode]))]
+    growth = [g for mode in args.passes for large in sorted(sizes[mode])[1:] for g in _growth(rows, mode, min(sizes[mode]), large)]
     for g in growth:
         print(f"growth {g['model']:<11} {g['pass']:<16} {g['from']}^3 -> {g['to']}^3: time x{g['time_ratio']:.2f}, "
               f"memory x{g['memory_ratio']:.2f} (voxels x{(g['to'] / g['from']) ** 3:.2f})")
