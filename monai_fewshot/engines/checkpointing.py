@@ -157,15 +157,15 @@ class ResumableCheckpointing:
             state = torch.load(path, map_location="cpu", weights_only=False)
         except Exception as error:
             raise RuntimeError(f"checkpoint {path} cannot be read ({error}); delete it to start afresh.") from error
-        missing = sorted(set(self.save_dict) - set(state))
-        if missing:
-            logger.warning(f"checkpoint {path} holds no {missing}: they start afresh.")
+        present = {name: value for name, value in self.save_dict.items() if name in state}
+        if len(present) < len(self.save_dict):
+            logger.warning(f"checkpoint {path} holds no {sorted(set(self.save_dict) - set(present))}: they start afresh.")
         max_epochs = engine.state.max_epochs if engine is not None else None
-        Checkpoint.load_objects({name: value for name, value in self.save_dict.items() if name in state}, state)
+        Checkpoint.load_objects(present, state)
         self.resumed_from = path
-        if max_epochs is not None:
-            engine.state.max_epochs = max_epochs  # the trainer's state brought back the finished run's max_epochs
         if engine is not None:
+            if max_epochs is not None:
+                engine.state.max_epochs = max_epochs  # the trainer's state brought back the finished run's max_epochs
             logger.info(f"resumed from {path}: iteration {engine.state.iteration}, epoch {engine.state.epoch} of {max_epochs}")
 
 
