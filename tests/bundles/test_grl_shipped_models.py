@@ -3,7 +3,8 @@
 The volume (test subject 39 of the bundle's split, never seen in training or validation) is cropped to its central
 64 x 64 in-plane and degraded the way the bundle trains: Gaussian noise of standard deviation 0.05 of its intensity
 range (denoising), or every two slices averaged into one (x2 through-plane super-resolution). The restored volume
-must be closer to the clean one (PSNR) than the noisy input, or than the trilinear interpolation the network refines.
+must be closer to the clean one (PSNR) than the classical baseline of the bundle's table: the Gaussian filter of the
+noisy input, or the trilinear interpolation the super-resolution network refines.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pytest
 import torch
 from monai.metrics import PSNRMetric
 from monai.transforms import LoadImage, Zoom
+from scipy.ndimage import gaussian_filter
 
 from monai_fewshot.cli import main
 from monai_fewshot.data import restoration_split
@@ -22,7 +24,8 @@ from tests.bundles.conftest import BUNDLES
 
 MODELS = BUNDLES / "grl_restoration" / "models"
 SUBJECT = "39"
-GAIN_DENOISE_DB = 0.6  # measured on this crop: +1.2 dB (+1.4 with the clean volume's own intensity range)
+GAIN_DENOISE_DB = 1.0  # over the Gaussian filter; measured on this crop: +2.1 dB (the 280-step model: -2.3)
+GAUSSIAN_SIGMA = (1.0, 1.0, 0.5)  # voxels, the bundle's `gaussian_sigma`
 GAIN_SR_DB = 0.15  # over trilinear interpolation; measured on this crop: +0.36 dB (the 280-step model: -0.17)
 
 
@@ -51,14 +54,15 @@ def restore(tmp_path, degraded: np.ndarray, affine: np.ndarray, *options: str) -
 
 
 @pytest.mark.slow
-def test_shipped_denoising_model_lowers_the_noise(clean_crop, tmp_path):
+def test_shipped_denoising_model_beats_the_gaussian_filter(clean_crop, tmp_path):
     assert (MODELS / "gaussian_sigma0.05" / "grl.pt").is_file()
     path, clean = clean_crop
     volume = clean[0].numpy()
     noisy = volume + np.random.default_rng(0).normal(0, 0.05 * (volume.max() - volume.min()), volume.shape)
     restored = restore(tmp_path, noisy, nib.load(path).affine).get_fdata(dtype=np.float32)  # gaussian_sigma0.05/grl.pt
     assert restored.shape == volume.shape
-    gain = psnr(restored[None], clean) - psnr(noisy[None], clean)
+    filtered = gaussian_filter(noisy, GAUSSIAN_SIGMA, mode="nearest")
+    gain = psnr(restored[None], clean) - psnr(filtered[None], clean)
     assert gain > GAIN_DENOISE_DB, gain
 
 
