@@ -13,6 +13,7 @@ __all__ = ["main"]
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = {"chaos": "CHAOS_CLASSES", "cmr": "CMR_CLASSES", "mni152": "DEMO_CLASSES"}  # --dataset: class map
 NETWORKS = {"catnet": "catnet_light", "alpnet": "alpnet_light"}  # --network: CAT-Net or the prototype baseline
+TRAINING_FREE = {"registration": "registration.json"}  # evaluate --network: methods without weights (bundle overlays)
 
 
 def _bundle_dir(args: argparse.Namespace, default: str = "catnet_fewshot") -> Path:
@@ -48,21 +49,34 @@ def _joined(values) -> str:
 
 def _family(args: argparse.Namespace) -> list[str]:
     """Name parts of a model family, so that families never share a weights or run folder: the dataset (unless
-    chaos), Setting 2's excluded classes, the network (unless catnet) and the backbone (when given)."""
+    chaos), Setting 2's excluded classes, the network (unless catnet), the backbone (when given) and
+    ``registration_guided`` (with ``--guided``)."""
     parts = [] if args.dataset == "chaos" else [args.dataset]
     if args.exclude:
         parts.append("setting2_exclude" + _joined(args.exclude))
     if args.network != "catnet":
         parts.append(args.network)
-    return parts + ([args.backbone] if args.backbone else [])
+    return parts + ([args.backbone] if args.backbone else []) + (["registration_guided"] if _guided(args) else [])
+
+
+def _guided(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "guided", False))
+
+
+def _overlays(args: argparse.Namespace) -> list[str]:
+    """Bundle overlay files after train.json (and evaluate.json): the training-free method's or the guided one's."""
+    if args.network in TRAINING_FREE:
+        return [TRAINING_FREE[args.network]]
+    return ["registration_guided.json"] if _guided(args) else []
 
 
 def _model_overrides(args: argparse.Namespace, bundle: Path) -> dict:
     """What train and evaluate share: the network (catnet_light, or ``--network alpnet``), ``--backbone``, the
     weights folder (default ``models/<family>``, e.g. ``models/cmr/alpnet``) and Setting 2's ``--exclude``."""
-    overrides = {"network_def#network#backbone": args.backbone} if args.backbone else {}
+    inner = "network_def#network#network#" if _guided(args) else "network_def#network#"  # guided: one more wrapper
+    overrides = {inner + "backbone": args.backbone} if args.backbone else {}
     if args.network != "catnet":
-        overrides["network_def#network#_target_"] = f"monai_fewshot.networks.nets.{NETWORKS[args.network]}"
+        overrides[inner + "_target_"] = f"monai_fewshot.networks.nets.{NETWORKS[args.network]}"
     ckpt_dir = args.ckpt_dir or bundle.joinpath("models", *_family(args))
     return overrides | {"ckpt_dir": ckpt_dir, "exclude_classes": repr(args.exclude) if args.exclude else None}
 
@@ -78,7 +92,9 @@ def _train_overrides(args: argparse.Namespace, bundle: Path) -> dict:
 
 def _train(args: argparse.Namespace) -> int:
     bundle = _bundle_dir(args)
-    return _run_bundle(bundle, ["train.json"], **_train_overrides(args, bundle))
+    if _guided(args) and args.init_backbone:
+        raise SystemExit("error: --init-backbone is not available with --guided.")
+    return _run_bundle(bundle, ["train.json", *_overlays(args)], **_train_overrides(args, bundle))
 
 
 def _evaluate_overrides(args: argparse.Namespace, bundle: Path) -> dict:
@@ -86,19 +102,23 @@ def _evaluate_overrides(args: argparse.Namespace, bundle: Path) -> dict:
     folds = sorted(set(args.folds or ()))
     chosen = ["fold" + _joined(folds)] if folds else []
     output = Path(args.output) if args.output else bundle / "eval" / "_".join([args.dataset, *family, args.split, *chosen])
+    common = _dataset_overrides(args) | ({"eval_folds": repr(folds)} if folds else {}) | {
+        "eval_dir": output, "eval_split": args.split, "model_name": args.network,
+        "exclude_classes": repr(args.exclude) if args.exclude else None,
+    }
+    if args.network in TRAINING_FREE:
+        return common | {"registration_workers": args.workers}
     model = _model_overrides(args, bundle)
     absent = [str(path) for path in (Path(model["ckpt_dir"], f"model_fold{f}.pt") for f in folds) if not path.is_file()]
     if absent:
         raise SystemExit(f"error: --folds {' '.join(map(str, folds))}: no model at {', '.join(absent)}.")
-    return _dataset_overrides(args) | model | ({"eval_folds": repr(folds)} if folds else {}) | {
-        "eval_dir": output, "eval_split": args.split, "model_name": args.network,
-    }
+    return common | model
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     bundle = _bundle_dir(args)
     overrides = _evaluate_overrides(args, bundle)
-    status = _run_bundle(bundle, ["train.json", "evaluate.json"], **overrides)
+    status = _run_bundle(bundle, ["train.json", "evaluate.json", *_overlays(args)], **overrides)
     for name in (args.network, "floor"):
         table = overrides["eval_dir"] / f"{name}_dice.md"
         if status == 0 and table.is_file():
@@ -227,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "./fewshot_demo)")
     demo.set_defaults(run=_demo)
 
-    def data_arguments(command: argparse.ArgumentParser) -> None:
+    def data_arguments(command: argparse.ArgumentParser, training_free: bool = False) -> None:
         command.add_argument("--data", required=True, help="folder of image_N.nii.gz / label_N.nii.gz volumes")
         command.add_argument("--dataset", choices=sorted(DATASETS), default="chaos",
                              help="class map: chaos (liver, kidneys, spleen), cmr (LV-MYO, LV-BP, RV) or mni152 "
@@ -235,11 +255,15 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--ckpt-dir", help="folder of model_fold{F}.pt (default: the bundle's models/ for CAT-Net on "
                              "chaos, else models/<family>: e.g. models/alpnet, models/cmr, models/cloformer_xxs, "
                              "models/setting2_exclude2-3/alpnet)")
-        command.add_argument("--network", choices=sorted(NETWORKS), default="catnet",
-                             help="catnet (CAT-Net light, default) or alpnet (the ALPNet-style prototype baseline "
-                             "with the same backbone)")
+        command.add_argument("--network", choices=sorted(NETWORKS) + (sorted(TRAINING_FREE) if training_free else []),
+                             default="catnet", help="catnet (CAT-Net light, default) or alpnet (the ALPNet-style "
+                             "prototype baseline with the same backbone)" + ("; registration: the training-free "
+                             "method (support registered onto each query, no weights)" if training_free else ""))
         command.add_argument("--backbone", help="encoder name from monai_fewshot.networks.BACKBONES, e.g. cloformer_xxs "
                              "(default: the preset's resnet18); give the same one to evaluate")
+        command.add_argument("--guided", action="store_true", help="registration-guided network: each support is "
+                             "registered onto its query first and the warped mask's logit is added to the network's "
+                             "(bundle overlay registration_guided.json; weights in models/<family>/registration_guided)")
 
     train = commands.add_parser("train", help="self-supervised (supervoxel) training of one fold's model.",
                                 description="Train CAT-Net on supervoxel episodes of a fold's training volumes; "
@@ -261,7 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="the 5-fold 1-shot protocol: Dice tables and PNG overlays.",
                                    description="Evaluate every fold that has a model_fold{F}.pt (trained without that "
                                    "fold's test volumes) and the copy-the-support-mask floor on the same folds.")
-    data_arguments(evaluate)
+    data_arguments(evaluate, training_free=True)
+    evaluate.add_argument("--workers", type=int, default=1, help="registration worker processes for --network "
+                          "registration (default 1)")
     evaluate.add_argument("--output", help="folder for *_dice.csv, *_dice.md and overlays (default: bundle "
                           "eval/<dataset>[_<family>]_<split>, e.g. eval/chaos_test, eval/cmr_alpnet_test)")
     evaluate.add_argument("--split", choices=("test", "validation"), default="test", help="default test")

@@ -113,6 +113,33 @@ def test_evaluation_folders_differ_between_families(tmp_path):
     assert names == {"chaos_test", "chaos_alpnet_test", "cmr_test", "chaos_validation", "chaos_setting2_exclude2-3_test"}
 
 
+def test_the_registration_method_is_evaluated_without_weights_and_never_trained(tmp_path, capsys):
+    from monai_fewshot.cli import _evaluate_overrides
+
+    args = build_parser().parse_args(["evaluate", "--data", str(tmp_path), "--network", "registration", "--folds", "0",
+                                      "--workers", "2"])
+    overrides = _evaluate_overrides(args, tmp_path)
+    assert overrides["eval_dir"].name == "chaos_registration_test_fold0"
+    assert overrides["registration_workers"] == 2 and overrides["model_name"] == "registration"
+    assert "ckpt_dir" not in overrides  # no weights: no fold is refused for lack of a model
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--data", str(tmp_path), "--network", "registration"])
+    assert "invalid choice: 'registration'" in capsys.readouterr().err
+
+
+def test_registration_guided_models_are_a_family_of_their_own(tmp_path):
+    from monai_fewshot.cli import _evaluate_overrides, _overlays, _train_overrides
+
+    train = build_parser().parse_args(["train", "--data", str(tmp_path), "--guided", "--network", "alpnet", "--fold", "2"])
+    overrides = _train_overrides(train, tmp_path)
+    assert overrides["ckpt_dir"] == tmp_path / "models" / "alpnet" / "registration_guided"
+    assert overrides["run_dir"] == tmp_path / "runs" / "alpnet_registration_guided_fold2"
+    assert overrides["network_def#network#network#_target_"] == "monai_fewshot.networks.nets.alpnet_light"
+    assert _overlays(train) == ["registration_guided.json"]
+    evaluate = build_parser().parse_args(["evaluate", "--data", str(tmp_path), "--guided"])
+    assert _evaluate_overrides(evaluate, tmp_path)["eval_dir"].name == "chaos_registration_guided_test"
+
+
 def test_evaluating_chosen_folds_keeps_them_apart(tmp_path):
     """--folds: only those folds, into a folder of their own, and a clear error for a fold without a model."""
     from monai_fewshot.cli import _evaluate_overrides

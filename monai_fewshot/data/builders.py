@@ -38,6 +38,7 @@ def supervoxel_episodes(
     augment: bool = True,
     n_val_queries: int = 2,
     supervoxel_params: Mapping | Sequence[Mapping] | None = None,
+    augmentation: Mapping | None = None,
 ) -> EpisodeDataset | InterleavedEpisodes:
     """Self-supervised training episodes from the supervoxels of fold ``fold``'s training volumes.
 
@@ -60,6 +61,8 @@ def supervoxel_episodes(
         supervoxel_params: the method's parameters (e.g. ``{"n_segments": 100}``), or a list of them to draw
             episodes from supervoxels of several sizes in turn (an :class:`InterleavedEpisodes` of
             ``num_episodes`` in all, each scale with its own seed): large organs need large pseudo-labels.
+        augmentation: keyword arguments of :func:`~monai_fewshot.transforms.lineage_augmentations` (e.g. wider
+            rotation and shift ranges, so that registration-guided training sees misaligned supports).
     """
     folds = dataset_folds(dataset_dir, n_val_queries=n_val_queries)
     if not 0 <= fold < len(folds):
@@ -79,7 +82,7 @@ def supervoxel_episodes(
         split = ClassSplit(classes, tuple(exclude_classes), setting=2)
         labelled = VolumeStore(records, classes)
         allowed = {volume_id: split.allowed_slices(labelled[volume_id].label) for volume_id in store}
-    transform = lineage_augmentations() if augment else None
+    transform = lineage_augmentations(**(augmentation or {})) if augment else None
     datasets = []
     for index, params in enumerate(scales):
         cache = SupervoxelCache(cache_dir, method=method, **params)

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
+from ignite.handlers import ProgressBar
 from torch.utils.data import DataLoader
 
 from monai_fewshot.data.builders import dataset_folds, protocol_slices
@@ -94,6 +95,7 @@ def evaluate_protocol(
         dataset = protocol_slices(dataset_dir, classes, folds=fold, split=split, class_ids=class_ids)
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
         evaluator = EpisodicEvaluator(device, loader, network)
+        ProgressBar(persist=True, desc=f"{name}, fold {fold}").attach(evaluator)
         evaluator.run()
         table.scores.extend(evaluator.state.fewshot_scores.scores)
         logger.info(f"fold {fold}: mean Dice {100 * evaluator.state.fewshot_scores.mean():.2f}")

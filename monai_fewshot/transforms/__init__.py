@@ -1,5 +1,5 @@
-"""Dictionary transforms (MONAI MapTransform subclasses and compositions of MONAI's): episode augmentations and
-restoration degradations."""
+"""Dictionary transforms (MONAI MapTransform subclasses and compositions of MONAI's): episode augmentations,
+support-to-query alignment and restoration degradations."""
 
 from monai_fewshot.transforms.augment import RandDenseElasticd, lineage_augmentations
 from monai_fewshot.transforms.degradation import (
@@ -9,8 +9,10 @@ from monai_fewshot.transforms.degradation import (
     SliceDownsampleCopyd,
     restoration_degradation,
 )
+from monai_fewshot.transforms.registration import AlignSupportd
 
 __all__ = [
+    "AlignSupportd",
     "NOISES",
     "RESTORATION_TASKS",
     "RandDenseElasticd",

@@ -176,3 +176,19 @@ def test_prototype_baseline_trains_and_evaluates_through_the_command(small_chaos
     assert "alpnet Dice (%)" in capsys.readouterr().out
     rows = (tmp_path / "eval" / "alpnet_dice.csv").read_text().splitlines()
     assert len(rows) - 1 == 4 * 2 and (tmp_path / "eval" / "floor_dice.md").is_file()
+
+
+@pytest.mark.slow
+def test_registration_method_is_scored_through_the_command_without_weights(small_chaos, tmp_path, capsys):
+    """`evaluate --network registration`: the bundle's registration.json overlay, no model, the floor beside it."""
+    from monai_fewshot.cli import main
+
+    output = tmp_path / "eval"
+    assert main(["evaluate", "--network", "registration", "--data", str(small_chaos), "--folds", "1", "--exclude", "2",
+                 "--workers", "2", "--output", str(output)]) == 0
+    assert "registration Dice (%)" in capsys.readouterr().out
+    registration = (output / "registration_dice.csv").read_text().splitlines()
+    floor = (output / "floor_dice.csv").read_text().splitlines()
+    assert len(registration) - 1 == len(floor) - 1 == 2  # right kidney x 2 query volumes of fold 1
+    mean = lambda rows: sum(float(r.split(",")[3]) for r in rows[1:]) / (len(rows) - 1)  # noqa: E731
+    assert mean(registration) > mean(floor)

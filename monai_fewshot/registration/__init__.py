@@ -1,0 +1,18 @@
+"""Support-to-query registration (SimpleITK): align the support image and mask onto each query, 2D or 3D."""
+
+from monai_fewshot.registration.episode_alignment import AlignedEpisode, align_episode_batch
+from monai_fewshot.registration.guided import RegistrationGuided
+from monai_fewshot.registration.pairwise import DEFORMABLE_STAGES, RegistrationResult, register_support
+from monai_fewshot.registration.parallel import register_pairs
+from monai_fewshot.registration.support_registration import SupportRegistration
+
+__all__ = [
+    "DEFORMABLE_STAGES",
+    "AlignedEpisode",
+    "RegistrationGuided",
+    "RegistrationResult",
+    "SupportRegistration",
+    "align_episode_batch",
+    "register_pairs",
+    "register_support",
+]

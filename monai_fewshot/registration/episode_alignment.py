@@ -1,0 +1,83 @@
+"""Align every support shot of an episode batch onto its query: the tensor form of the registration."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+
+from monai_fewshot.registration.pairwise import numpy_array, sitk_image
+from monai_fewshot.registration.parallel import register_pairs
+
+__all__ = ["AlignedEpisode", "align_episode_batch"]
+
+
+class AlignedEpisode(NamedTuple):
+    """Support shots on the query's grid. A shot whose warped mask lost all its foreground (registered out of
+    view) keeps its original image and mask, and its prior is the (near-empty) warped soft mask."""
+
+    support: torch.Tensor  # (B, K, C, *S) warped support images
+    support_mask: torch.Tensor  # (B, K, 1, *S) warped masks binarised at 0.5
+    prior: torch.Tensor  # (B, K, 1, *S) warped soft masks in [0, 1]
+
+
+def _warp_channels(
+    image: np.ndarray, reference: np.ndarray, transform: sitk.Transform, spacing: Sequence[float] | None
+) -> np.ndarray:
+    """(C, *S) support channels resampled onto the (*S) reference grid with ``transform``."""
+    fixed = sitk_image(reference, spacing)
+    channels = [sitk.Resample(sitk_image(c, spacing), fixed, transform, sitk.sitkLinear, 0.0) for c in image]
+    return np.stack([numpy_array(c) for c in channels])
+
+
+def align_episode_batch(
+    query: torch.Tensor,
+    support: torch.Tensor,
+    support_mask: torch.Tensor,
+    workers: int = 1,
+    spacing: Sequence[float] | None = None,
+    **options: Any,
+) -> AlignedEpisode:
+    """Register each support shot onto its query (first channels) and warp the shot's channels and mask.
+
+    Args:
+        query: (B, C, *S) query images.
+        support: (B, K, C, *S) support images.
+        support_mask: (B, K, 1, *S) support masks (foreground > 0).
+        workers: worker processes for the B x K registrations.
+        spacing: millimetres per spatial axis of query and support (default 1).
+        options: further keyword arguments of :func:`~monai_fewshot.registration.register_support`.
+
+    Returns:
+        an :class:`AlignedEpisode` on the query's device and dtype.
+    """
+    if support.ndim != query.ndim + 1 or support_mask.shape[:2] != support.shape[:2]:
+        raise ValueError(
+            f"expected query (B, C, *S), support (B, K, C, *S) and support_mask (B, K, 1, *S); got "
+            f"{tuple(query.shape)}, {tuple(support.shape)} and {tuple(support_mask.shape)}."
+        )
+    b, k = support.shape[:2]
+    q = query.detach().float().cpu().numpy()
+    s = support.detach().float().cpu().numpy()
+    m = support_mask.detach().float().cpu().numpy()
+    pairs = [(q[i, 0], s[i, j, 0], m[i, j, 0]) for i in range(b) for j in range(k)]
+    spacing = None if spacing is None else tuple(spacing)
+    results = register_pairs(pairs, workers, query_spacing=spacing, support_spacing=spacing, **options)
+    images, masks = [], []
+    for index, result in enumerate(results):
+        i, j = divmod(index, k)
+        if s.shape[2] == 1:
+            images.append(result.warped_image[None])
+        else:
+            images.append(_warp_channels(s[i, j], q[i, 0], result.transform, spacing))
+        masks.append(result.warped_mask[None])
+    aligned = torch.from_numpy(np.stack(images).reshape(b, k, *images[0].shape)).to(query)
+    soft = torch.from_numpy(np.stack(masks).reshape(b, k, *masks[0].shape)).to(query)
+    binary = (soft >= 0.5).to(query)
+    kept = binary.flatten(2).any(2).view(b, k, *[1] * (binary.ndim - 2))
+    return AlignedEpisode(
+        torch.where(kept, aligned, support.to(query)), torch.where(kept, binary, (support_mask > 0).to(query)), soft
+    )
