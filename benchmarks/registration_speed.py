@@ -31,7 +31,13 @@ from monai_fewshot.networks import ResizedFewShot, catnet_light
 from monai_fewshot.registration import RegistrationGuided, register_support
 from monai_fewshot.utils import write_text_atomic
 
-STAGES = {"affine": None, "affine + demons": "demons", "affine + B-spline": "bspline"}
+STAGES = {  # register_support options of each stage sequence
+    "affine": {"focus_margin": None, "deformable": None},
+    "affine + demons": {"focus_margin": None, "deformable": "demons"},
+    "affine + organ affine": {"deformable": None},
+    "affine + organ affine + demons (default)": {"deformable": "demons"},
+    "affine + organ affine + B-spline": {"deformable": "bspline"},
+}
 
 
 def slice_dice(prediction: np.ndarray, truth: np.ndarray) -> float:
@@ -54,12 +60,12 @@ def main() -> None:
     chosen = np.random.default_rng(0).choice(len(dataset), min(args.pairs, len(dataset)), replace=False)
     items = [dataset[int(i)] for i in chosen]
     rows = []
-    for stage, deformable in STAGES.items():
+    for stage, options in STAGES.items():
         times, scores = [], []
         for item in items:
             start = time.perf_counter()
             result = register_support(
-                item["query"][0].numpy(), item["support"][0, 0].numpy(), item["support_mask"][0, 0].numpy(), deformable=deformable
+                item["query"][0].numpy(), item["support"][0, 0].numpy(), item["support_mask"][0, 0].numpy(), **options
             )
             times.append(time.perf_counter() - start)
             scores.append(slice_dice(result.binary_mask, item["query_label"][0].numpy() > 0))

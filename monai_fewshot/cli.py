@@ -104,10 +104,10 @@ def _evaluate_overrides(args: argparse.Namespace, bundle: Path) -> dict:
     output = Path(args.output) if args.output else bundle / "eval" / "_".join([args.dataset, *family, args.split, *chosen])
     common = _dataset_overrides(args) | ({"eval_folds": repr(folds)} if folds else {}) | {
         "eval_dir": output, "eval_split": args.split, "model_name": args.network,
-        "exclude_classes": repr(args.exclude) if args.exclude else None,
+        "exclude_classes": repr(args.exclude) if args.exclude else None, "registration_workers": args.workers,
     }
     if args.network in TRAINING_FREE:
-        return common | {"registration_workers": args.workers}
+        return common
     model = _model_overrides(args, bundle)
     absent = [str(path) for path in (Path(model["ckpt_dir"], f"model_fold{f}.pt") for f in folds) if not path.is_file()]
     if absent:
@@ -119,7 +119,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     bundle = _bundle_dir(args)
     overrides = _evaluate_overrides(args, bundle)
     status = _run_bundle(bundle, ["train.json", "evaluate.json", *_overlays(args)], **overrides)
-    for name in (args.network, "floor"):
+    for name in dict.fromkeys((args.network, "registration", "floor")):
         table = overrides["eval_dir"] / f"{name}_dice.md"
         if status == 0 and table.is_file():
             print(table.read_text())
@@ -197,6 +197,7 @@ def _demo(args: argparse.Namespace) -> int:
     status = _run_bundle(
         bundle, ["train.json", "evaluate.json"], dataset_dir=cohort, classes="$monai_fewshot.data.DEMO_CLASSES",
         checkpoint=checkpoint.resolve(), eval_folds=repr(args.folds), eval_dir=output, model_name="catnet",
+        score_registration=False,
     )
     if status != 0:
         return status
@@ -286,8 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    description="Evaluate every fold that has a model_fold{F}.pt (trained without that "
                                    "fold's test volumes) and the copy-the-support-mask floor on the same folds.")
     data_arguments(evaluate, training_free=True)
-    evaluate.add_argument("--workers", type=int, default=1, help="registration worker processes for --network "
-                          "registration (default 1)")
+    evaluate.add_argument("--workers", type=int, help="worker processes of the registration method, which every "
+                          "evaluation scores beside the floor (bundle default 2)")
     evaluate.add_argument("--output", help="folder for *_dice.csv, *_dice.md and overlays (default: bundle "
                           "eval/<dataset>[_<family>]_<split>, e.g. eval/chaos_test, eval/cmr_alpnet_test)")
     evaluate.add_argument("--split", choices=("test", "validation"), default="test", help="default test")

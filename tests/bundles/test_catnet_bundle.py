@@ -30,6 +30,22 @@ def test_configs_parse_and_build_the_network():
     assert inference.get_parsed_content("network_def").packed_channels == 3
 
 
+def test_registration_overlays_parse():
+    """registration_guided.json wraps the network in RegistrationGuided and widens the augmentation; registration.json
+    scores the training-free method alone, on every fold, with no checkpoint."""
+    from monai_fewshot.registration import RegistrationGuided
+
+    configs = BUNDLE / "configs"
+    guided = ConfigParser()
+    guided.read_config([str(configs / "train.json"), str(configs / "registration_guided.json")])
+    network = guided.get_parsed_content("network_def")
+    assert isinstance(network.network, RegistrationGuided) and network.network.prior_weight == 1.0
+    assert guided["train#dataset#augmentation"]["rotate_degrees"] == 15.0
+    alone = ConfigParser()
+    alone.read_config([str(configs / name) for name in ("train.json", "evaluate.json", "registration.json")])
+    assert alone["score_model"] is False and alone["score_registration"] is True and alone["checkpoint"] is None
+
+
 def test_verify_metadata_with_the_local_schema():
     result = run_bundle("verify_metadata", filepath=SCHEMA, timeout=300)
     assert "metadata is verified with no error" in result.stdout + result.stderr
@@ -77,12 +93,15 @@ def test_evaluate_writes_tables_and_overlays(small_chaos, tmp_path):
                eval_dir=tmp_path / "eval")
     files = sorted(p.name for p in (tmp_path / "eval").iterdir())
     assert "catnet_dice.csv" in files and "catnet_dice.md" in files and "floor_dice.md" in files
+    assert "registration_dice.md" in files  # the training-free registration method beside the floor
     assert sum(name.endswith(".png") for name in files) == 4
     rows = (tmp_path / "eval" / "catnet_dice.csv").read_text().splitlines()
     assert rows[0] == "fold,class,volume,dice,hd95"
     assert {row.split(",")[0] for row in rows[1:]} == {"1"}  # only the fold that has a checkpoint
     assert len(rows) - 1 == 4 * 2  # 4 classes x 2 query volumes of fold 1
     assert "| fold 1 |" in (tmp_path / "eval" / "floor_dice.md").read_text()
+    registration = (tmp_path / "eval" / "registration_dice.csv").read_text().splitlines()
+    assert [row.split(",")[:3] for row in registration] == [row.split(",")[:3] for row in rows]  # the same episodes
 
 
 @pytest.mark.slow
@@ -172,10 +191,11 @@ def test_prototype_baseline_trains_and_evaluates_through_the_command(small_chaos
     assert "foreground.scale" not in weights and "reduce.conv.weight" in weights
     assert not any(key.startswith("cmat") for key in weights)  # the baseline, not CAT-Net
     assert main(["evaluate", "--network", "alpnet", "--data", str(small_chaos), "--ckpt-dir", str(models),
-                 "--folds", "1", "--output", str(tmp_path / "eval")]) == 0
-    assert "alpnet Dice (%)" in capsys.readouterr().out
+                 "--folds", "1", "--exclude", "2", "--output", str(tmp_path / "eval")]) == 0
+    printed = capsys.readouterr().out
+    assert "alpnet Dice (%)" in printed and "registration Dice (%)" in printed
     rows = (tmp_path / "eval" / "alpnet_dice.csv").read_text().splitlines()
-    assert len(rows) - 1 == 4 * 2 and (tmp_path / "eval" / "floor_dice.md").is_file()
+    assert len(rows) - 1 == 2 and (tmp_path / "eval" / "floor_dice.md").is_file()  # right kidney x 2 queries
 
 
 @pytest.mark.slow
