@@ -101,9 +101,11 @@ def _evaluate_overrides(args: argparse.Namespace, bundle: Path) -> dict:
     family = [part for part in _family(args) if part != args.dataset]
     folds = sorted(set(args.folds or ()))
     chosen = ["fold" + _joined(folds)] if folds else []
-    output = Path(args.output) if args.output else bundle / "eval" / "_".join([args.dataset, *family, args.split, *chosen])
+    scored = ["wholevolume"] if args.whole_volume else []
+    output = Path(args.output) if args.output else bundle / "eval" / "_".join([args.dataset, *family, args.split, *scored, *chosen])
     common = _dataset_overrides(args) | ({"eval_folds": repr(folds)} if folds else {}) | {
         "eval_dir": output, "eval_split": args.split, "model_name": args.network,
+        "eval_scored": "volume" if args.whole_volume else None,
         "exclude_classes": repr(args.exclude) if args.exclude else None, "registration_workers": args.workers,
     }
     if args.network in TRAINING_FREE:
@@ -292,6 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--output", help="folder for *_dice.csv, *_dice.md and overlays (default: bundle "
                           "eval/<dataset>[_<family>]_<split>, e.g. eval/chaos_test, eval/cmr_alpnet_test)")
     evaluate.add_argument("--split", choices=("test", "validation"), default="test", help="default test")
+    evaluate.add_argument("--whole-volume", action="store_true", help="score every slice of each query volume (whole-"
+                          "volume Dice: slices without the class must stay empty) instead of the protocol's labelled "
+                          "slices; the default output folder gets _wholevolume")
     evaluate.add_argument("--folds", type=int, nargs="+", help="evaluate only these folds (default: every fold with a "
                           "model); the default output folder then ends in _fold<F>[-<F>...], so folds evaluated apart "
                           "keep their own CSVs for `compare NAME=CSV,CSV`")

@@ -127,6 +127,17 @@ def test_the_registration_method_is_evaluated_without_weights_and_never_trained(
     assert "invalid choice: 'registration'" in capsys.readouterr().err
 
 
+def test_whole_volume_scoring_has_a_folder_of_its_own(tmp_path):
+    from monai_fewshot.cli import _evaluate_overrides
+
+    args = build_parser().parse_args(["evaluate", "--data", str(tmp_path), "--network", "registration", "--whole-volume"])
+    overrides = _evaluate_overrides(args, tmp_path)
+    assert overrides["eval_dir"].name == "chaos_registration_test_wholevolume"
+    assert overrides["eval_scored"] == "volume"
+    plain = _evaluate_overrides(build_parser().parse_args(["evaluate", "--data", str(tmp_path), "--network", "registration"]), tmp_path)
+    assert plain["eval_scored"] is None  # the bundle's default: the protocol's labelled slices
+
+
 def test_registration_guided_models_are_a_family_of_their_own(tmp_path):
     from monai_fewshot.cli import _evaluate_overrides, _overlays, _train_overrides
 

@@ -102,13 +102,15 @@ def protocol_slices(
     split: str = "test",
     n_val_queries: int = 2,
     class_ids: Sequence[int] | None = None,
+    scored: str = "labelled",
 ) -> ProtocolSliceDataset:
-    """The protocol's scored query slices of ``folds`` (all by default), test or validation split."""
+    """The protocol's scored query slices of ``folds`` (all by default), test or validation split; ``scored``
+    chooses the slices (:data:`~monai_fewshot.data.protocol.SCORED`: ``"volume"`` gives whole-volume Dice)."""
     all_folds = dataset_folds(dataset_dir, n_val_queries=n_val_queries)
     chosen = range(len(all_folds)) if folds is None else [folds] if isinstance(folds, int) else list(folds)
     bad = [f for f in chosen if not 0 <= f < len(all_folds)]
     if bad:
         raise ValueError(f"folds {bad} are out of range 0..{len(all_folds) - 1}.")
     store = VolumeStore(read_folder(dataset_dir), classes)
-    protocol = EpisodeProtocol(store, [all_folds[f] for f in chosen], class_ids=class_ids, split=split)
+    protocol = EpisodeProtocol(store, [all_folds[f] for f in chosen], class_ids=class_ids, split=split, scored=scored)
     return ProtocolSliceDataset(protocol)

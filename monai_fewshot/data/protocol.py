@@ -11,7 +11,9 @@ What is implemented (and what the lineage's public code does: Q-Net / ADNet ``da
   the fold.
 - Scored slices: for a query volume and class, the axial slices that contain the class (the lineage's
   ``label.sum(axis=(1, 2)) > 0``); a slice inside the organ's z-range without the class (CHAOS ``label_3``,
-  left kidney) is not scored. ``scored="extent"`` scores the whole range ``z_min..z_max`` instead.
+  left kidney) is not scored. ``scored="extent"`` scores the whole range ``z_min..z_max`` instead, and
+  ``scored="volume"`` every slice of the query volume (whole-volume Dice: slices without the class must be
+  left empty, as a user's whole-volume segmentation must; the chunks then cut the whole volume).
 - Chunks: the C scored slices are cut at ``np.linspace(0, C, 4).astype(int)`` (the lineage's bounds: the
   last chunk takes the remainder, e.g. 3/3/4 for C=10); ``chunking="array_split"`` uses ``np.array_split``
   (4/3/3) instead.
@@ -47,6 +49,7 @@ __all__ = [
     "ProtocolEpisode3D",
     "lineage_folds",
     "query_chunks",
+    "SCORED",
     "scored_slices",
     "support_slices",
 ]
@@ -115,11 +118,18 @@ def _labelled(label: np.ndarray, class_id: int, name: str) -> np.ndarray:
     return slices
 
 
+#: which query slices a protocol scores: the class's labelled slices, its z-extent, or the whole volume
+SCORED = ("labelled", "extent", "volume")
+
+
 def scored_slices(label: np.ndarray, class_id: int, scored: str = "labelled", name: str = "the label volume") -> np.ndarray:
-    """Axial indices scored for ``class_id``: the slices that contain it (default) or its whole z-extent."""
-    if scored not in ("labelled", "extent"):
-        raise ValueError(f"scored must be 'labelled' or 'extent', got {scored!r}.")
+    """Axial indices scored for ``class_id``: the slices that contain it (default), its whole z-extent
+    (``"extent"``) or every slice of the volume (``"volume"``)."""
+    if scored not in SCORED:
+        raise ValueError(f"scored must be one of {SCORED}, got {scored!r}.")
     slices = _labelled(label, class_id, name)
+    if scored == "volume":
+        return np.arange(label.shape[-1])
     return slices if scored == "labelled" else np.arange(slices[0], slices[-1] + 1)
 
 
@@ -176,7 +186,7 @@ class EpisodeProtocol:
         split: ``"test"`` (the fold's support and queries, default) or ``"validation"``.
         n_chunks: chunks per query volume (default 3).
         chunking: ``"linspace"`` (lineage, default) or ``"array_split"``.
-        scored: ``"labelled"`` (lineage, default) or ``"extent"``.
+        scored: ``"labelled"`` (lineage, default), ``"extent"`` or ``"volume"`` (whole-volume Dice).
     """
 
     def __init__(

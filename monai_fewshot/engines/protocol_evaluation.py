@@ -58,6 +58,7 @@ def evaluate_protocol(
     overlays: int = 4,
     name: str = "model",
     class_ids: Sequence[int] | None = None,
+    scored: str = "labelled",
 ) -> FewShotScoreTable:
     """Evaluate ``network`` under the protocol, fold by fold, each fold with its own weights.
 
@@ -79,6 +80,8 @@ def evaluate_protocol(
         overlays: PNGs to write (one per class, first fold).
         name: prefix of the written files.
         class_ids: the classes to score (Setting 2: the group the model was trained without); None scores all.
+        scored: the query slices scored: ``"labelled"`` (the protocol's, default), ``"extent"`` or ``"volume"``
+            (every slice: whole-volume Dice, empty slices included).
     """
     device = torch.device(device)
     output_dir = Path(output_dir)
@@ -92,7 +95,7 @@ def evaluate_protocol(
     for position, fold in enumerate(folds):
         if checkpoint is not None:
             load_network_weights(network, checkpoint.format(fold=fold))
-        dataset = protocol_slices(dataset_dir, classes, folds=fold, split=split, class_ids=class_ids)
+        dataset = protocol_slices(dataset_dir, classes, folds=fold, split=split, class_ids=class_ids, scored=scored)
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
         evaluator = EpisodicEvaluator(device, loader, network)
         ProgressBar(persist=True, desc=f"{name}, fold {fold}").attach(evaluator)

@@ -73,6 +73,24 @@ def test_gap_slice_scored_only_under_extent(chaos_store, chaos_raw):
     assert extent[(0, 3)] - labelled[(0, 3)] == gaps
 
 
+def test_whole_volume_scoring_covers_every_slice_of_each_query(chaos_store):
+    """scored='volume': every slice of every query volume, once per class, cut into thirds of the whole volume."""
+    folds = lineage_folds(list(chaos_store))
+    protocol = EpisodeProtocol(chaos_store, folds, scored="volume")
+    counts = protocol.scored_slice_counts()
+    for fold in folds:
+        depth = sum(chaos_store[q].label.shape[-1] for q in fold.queries)
+        assert all(counts[(fold.index, c)] == depth for c in (1, 2, 3, 4))
+    episodes = [e for e in protocol.episodes() if e.fold == 0 and e.class_id == 4 and e.query == folds[0].queries[0]]
+    depth = chaos_store[folds[0].queries[0]].label.shape[-1]
+    bounds = np.linspace(0, depth, 4).astype(int)
+    assert [e.query_slices for e in episodes] == [tuple(range(bounds[j], bounds[j + 1])) for j in range(3)]
+    labelled = EpisodeProtocol(chaos_store, folds).scored_slice_counts()
+    assert all(counts[key] > labelled[key] for key in labelled)  # CHAOS organs never span a whole volume
+    with pytest.raises(ValueError, match="scored must be one of"):
+        EpisodeProtocol(chaos_store, folds, scored="all").scored_slice_counts()
+
+
 def test_array_split_chunking(cmr_store):
     folds = lineage_folds(list(cmr_store))[:1]
     lineage = list(EpisodeProtocol(cmr_store, folds, class_ids=[1]).episodes())
