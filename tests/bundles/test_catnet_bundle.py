@@ -14,7 +14,7 @@ import pytest
 import torch
 from monai.bundle import ConfigParser
 
-from tests.bundles.conftest import BUNDLE, SCHEMA, bundle_command, run_bundle
+from tests.bundles.conftest import BUNDLE, bundle_command, run_bundle
 
 TINY = {"working_size": "[64,64]", "batch_size": 2, "num_workers": 0}
 
@@ -46,8 +46,8 @@ def test_registration_overlays_parse():
     assert alone["score_model"] is False and alone["score_registration"] is True and alone["checkpoint"] is None
 
 
-def test_verify_metadata_with_the_local_schema():
-    result = run_bundle("verify_metadata", filepath=SCHEMA, timeout=300)
+def test_verify_metadata_with_the_local_schema(meta_schema):
+    result = run_bundle("verify_metadata", filepath=meta_schema, timeout=300)
     assert "metadata is verified with no error" in result.stdout + result.stderr
 
 

@@ -14,7 +14,7 @@ from monai.networks.nets.restormer import Restormer
 
 from monai_fewshot.data import restoration_split
 from monai_fewshot.networks import GRL
-from tests.bundles.conftest import BUNDLES, SCHEMA, run_bundle
+from tests.bundles.conftest import BUNDLES, run_bundle
 
 GRL_BUNDLE = BUNDLES / "grl_restoration"
 CONFIGS = GRL_BUNDLE / "configs"
@@ -75,8 +75,8 @@ def test_configs_parse_and_build_the_networks():
     assert inference.get("network_def") == parser.get("network_def")  # the same network in both
 
 
-def test_verify_metadata_with_the_local_schema():
-    result = run_bundle("verify_metadata", bundle=GRL_BUNDLE, filepath=SCHEMA, timeout=300)
+def test_verify_metadata_with_the_local_schema(meta_schema):
+    result = run_bundle("verify_metadata", bundle=GRL_BUNDLE, filepath=meta_schema, timeout=300)
     assert "metadata is verified with no error" in result.stdout + result.stderr
 
 
