@@ -13,14 +13,18 @@ import pytest
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+def skip_or_fail(message: str) -> None:
+    """Skip the test (a user's clone without ../shared) or fail it when running in CI."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def require_shared(subfolder: str = "") -> Path:
     """Return ``../shared/data/<subfolder>``; skip when absent, fail when running in CI."""
     path = SHARED_DATA / subfolder
     if not path.is_dir():
-        message = f"real data folder {path} is absent (it sits beside the repository in CI and development)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail(f"real data folder {path} is absent (it sits beside the repository in CI and development)")
     return path
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_shared
+from tests.conftest import require_shared, skip_or_fail
 
 BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
 BUNDLE = BUNDLES / "catnet_fewshot"
@@ -47,10 +47,7 @@ def meta_schema() -> Path:
     when the file is absent, so tests skip without it (a user's clone) and fail in CI."""
     require_shared()
     if not SCHEMA.is_file():
-        message = f"metadata schema {SCHEMA} is absent (it sits in ../shared/schemas beside the repository in CI)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail(f"metadata schema {SCHEMA} is absent (it sits in ../shared/schemas beside the repository in CI)")
     return SCHEMA
 
 
