@@ -152,6 +152,16 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _segment(args: argparse.Namespace) -> int:
+    painted, support = args.image or args.annotation, args.support or args.support_label or args.query
+    if painted and support or not (painted or support):
+        raise SystemExit("error: give either --image and --annotation (slices painted in that volume) or --support, "
+                         "--support-label, --class-value and --query (a labelled support volume).")
+    if painted:
+        return _segment_painted(args)
+    missing = [flag for flag, value in (("--support", args.support), ("--support-label", args.support_label),
+               ("--class-value", args.class_value), ("--query", args.query)) if value is None]
+    if missing:
+        raise SystemExit(f"error: segmenting from a support volume needs {', '.join(missing)}.")
     bundle = _bundle_dir(args)
     overrides = {
         "support_image": Path(args.support).resolve(), "support_label": Path(args.support_label).resolve(),
@@ -159,6 +169,31 @@ def _segment(args: argparse.Namespace) -> int:
         "output_dir": Path(args.output).resolve(), "checkpoint": args.checkpoint,
     }
     return _run_bundle(bundle, ["inference.json"], **overrides)
+
+
+def _segment_painted(args: argparse.Namespace) -> int:
+    """The painted-slice case in this process: propagation, mask and confidence JSON written atomically."""
+    import time
+
+    from monai_fewshot.inferers import segment_painted_volume
+
+    if not (args.image and args.annotation):
+        raise SystemExit("error: the painted-slice case needs both --image and --annotation.")
+    start = time.perf_counter()
+    try:
+        mask, report, result = segment_painted_volume(
+            args.image, args.annotation, args.output, args.label_value, overwrite=args.overwrite
+        )
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"error: {error}") from None
+    filled = [k for k, c in enumerate(result.confidence) if result.mask[..., k].any()]
+    print(f"label {result.label_value}: painted slices {result.support_slices}, organ on slices {filled[0]}-{filled[-1]} "
+          f"({int(result.mask.sum())} voxels) in {time.perf_counter() - start:.1f} s")
+    if args.suggest:
+        print("paint next: " + (f"slice {result.suggested_slice} (largest expected error: area x (1 - confidence))"
+                                if result.suggested_slice is not None else "nothing (every predicted slice is painted)"))
+    print(f"wrote {mask} and {report}")
+    return 0
 
 
 def _restore(args: argparse.Namespace) -> int:
@@ -184,29 +219,19 @@ def _benchmark(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    """The bundle's evaluation on the offline default dataset: the 5-fold protocol on a cohort made from MNI152."""
-    from monai_fewshot.data import write_mni152_cohort
-    from monai_fewshot.metrics import FewShotScoreTable, compare_tables
+    """The main job, offline: one painted slice of each abdominal organ of the shipped example CT and MR -> the
+    whole organ, beside copying the painted slice over the organ's true extent."""
+    from monai_fewshot.inferers.painted_demo import painted_slice_demo
 
-    bundle = _bundle_dir(args)
-    checkpoint = Path(args.checkpoint) if args.checkpoint else bundle / "models" / "model.pt"
-    if not checkpoint.is_file():
-        raise SystemExit(f"error: no CAT-Net weights at {checkpoint}; pass --checkpoint FILE.")
-    cache = Path(args.cache).expanduser() / f"mni152_cohort_n{args.subjects}_seed{args.seed}"
-    print(f"MNI152 cohort (nilearn wheel, offline): {args.subjects} subjects in {cache}", flush=True)
-    cohort = write_mni152_cohort(cache, subjects=args.subjects, seed=args.seed)
     output = Path(args.output).resolve()
-    status = _run_bundle(
-        bundle, ["train.json", "evaluate.json"], dataset_dir=cohort, classes="$monai_fewshot.data.DEMO_CLASSES",
-        checkpoint=checkpoint.resolve(), eval_folds=repr(args.folds), eval_dir=output, model_name="catnet",
-        score_registration=False,
-    )
-    if status != 0:
-        return status
-    tables = {f"CAT-Net light ({checkpoint.name})": output / "catnet_dice.csv", "floor: copy the support mask":
-              output / "floor_dice.csv"}
-    print(compare_tables({name: FewShotScoreTable.from_csv(path) for name, path in tables.items()}, "1-shot Dice (%)"))
-    print(f"per-volume scores, tables and overlays: {output}")
+    print("one painted (middle) slice per organ -> the whole organ; TotalSegmentator's example CT and MR (shipped, "
+          "Apache-2.0; reference masks are that model's output)", flush=True)
+    try:
+        table, _ = painted_slice_demo(output, volumes=args.volumes, overwrite=args.overwrite)
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"error: {error}") from None
+    print("whole-volume Dice (%), every slice scored:\n" + table)
+    print(f"wrote the table, CSV, JSON and one PNG overlay per organ to {output}")
     return 0
 
 
@@ -235,19 +260,16 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser(
-        "demo", help="the bundle's 5-fold 1-shot evaluation on a cohort made from the MNI152 template (offline).",
-        description="Write a seeded cohort of warped MNI152 brains (nilearn wheel; grey and white matter labels), "
-        "then run the evaluate bundle on it with the shipped CAT-Net weights and the copy-the-support-mask floor.",
+        "demo", help="the main job, offline: paint one slice of each organ of the shipped example CT and MR, get the "
+        "whole organ (Dice table beside the copy baseline, PNG overlays).",
+        description="Each abdominal organ of TotalSegmentator's example CT and MR (shipped in the package) gets its "
+        "middle slice painted; propagation segments the volume; whole-volume Dice beside copying the painted slice "
+        "onto the organ's true extent.",
     )
-    demo.add_argument("--subjects", type=int, default=10, help="subjects in the cohort, at least 10 (default 10: one "
-                      "support and two query volumes per fold)")
-    demo.add_argument("--seed", type=int, default=0, help="the cohort's seed (default 0)")
-    demo.add_argument("--folds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="folds to evaluate (default all)")
-    demo.add_argument("--checkpoint", help="CAT-Net weights (default: the bundle's models/model.pt)")
-    demo.add_argument("--cache", default="~/.cache/monai_fewshot", help="where the cohort is written once "
-                      "(default ~/.cache/monai_fewshot)")
+    demo.add_argument("--volumes", nargs="+", choices=("ct", "mr"), default=["ct", "mr"], help="default: both")
     demo.add_argument("--output", default="fewshot_demo", help="folder for the tables and overlays (default "
                       "./fewshot_demo)")
+    demo.add_argument("--overwrite", action="store_true", help="replace an earlier demo's outputs")
     demo.set_defaults(run=_demo)
 
     def data_arguments(command: argparse.ArgumentParser, training_free: bool = False) -> None:
@@ -317,12 +339,26 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--output", help="also write the Markdown table to this file (atomically)")
     compare.set_defaults(run=_compare)
 
-    segment = commands.add_parser("segment", help="segment query volumes from a labelled support volume (NIfTI out).")
-    segment.add_argument("--support", required=True, help="support image (NIfTI)")
-    segment.add_argument("--support-label", required=True, help="support label map (NIfTI)")
-    segment.add_argument("--class-value", type=int, required=True, help="label value to segment")
-    segment.add_argument("--query", required=True, nargs="+", help="query image(s) (NIfTI)")
-    segment.add_argument("--output", required=True, help="folder for <query>_seg.nii.gz")
+    segment = commands.add_parser(
+        "segment", help="segment an organ from slices painted in the same volume, or query volumes from a labelled "
+        "support volume (NIfTI out).",
+        description="Painted slices (--image, --annotation): the painted mask is carried slice by slice through the "
+        "volume (registration, corrected by the painted organ's intensity) until the organ ends; writes the mask and "
+        "<mask>_confidence.json (per-slice confidence, the slice to paint next). Support volume (--support, "
+        "--support-label, --class-value, --query): the bundle's few-shot network, the protocol's way.",
+    )
+    segment.add_argument("--image", help="volume whose slice(s) you painted (NIfTI)")
+    segment.add_argument("--annotation", help="label map with the organ painted on one or a few slices (NIfTI, the "
+                         "image's grid)")
+    segment.add_argument("--label-value", type=int, help="painted value to segment (default: the largest painted value)")
+    segment.add_argument("--suggest", action="store_true", help="print the slice to paint next")
+    segment.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    segment.add_argument("--support", help="support image (NIfTI)")
+    segment.add_argument("--support-label", help="support label map (NIfTI)")
+    segment.add_argument("--class-value", type=int, help="label value to segment")
+    segment.add_argument("--query", nargs="+", help="query image(s) (NIfTI)")
+    segment.add_argument("--output", required=True, help="mask to write (.nii.gz) with --image; folder for "
+                         "<query>_seg.nii.gz with --query")
     segment.add_argument("--checkpoint", help="weights (default: the bundle's models/model.pt)")
     segment.set_defaults(run=_segment)
 

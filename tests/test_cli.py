@@ -14,24 +14,20 @@ def test_help_lists_every_command(capsys):
         assert command in out
 
 
-def test_demo_needs_weights(tmp_path):
-    with pytest.raises(SystemExit, match=f"no CAT-Net weights at {tmp_path / 'absent.pt'}"):
-        main(["demo", "--checkpoint", str(tmp_path / "absent.pt"), "--cache", str(tmp_path / "cache")])
-    assert not (tmp_path / "cache").exists()
+def test_demo_paints_one_slice_per_organ_and_beats_the_copy_baseline(tmp_path, capsys):
+    """The README's main job on the shipped example MR: whole-volume Dice per organ beside the copy baseline."""
+    import json
 
-
-@pytest.mark.slow
-def test_demo_evaluates_the_shipped_model_on_the_mni152_cohort(tmp_path, capsys):
-    """The README's main job: the evaluate bundle's protocol on the offline cohort (fold 0 here)."""
-    from monai_fewshot.metrics import FewShotScoreTable
-
-    assert main(["demo", "--folds", "0", "--cache", str(tmp_path / "cache"), "--output", str(tmp_path / "out")]) == 0
+    assert main(["demo", "--volumes", "mr", "--output", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
-    assert "| CAT-Net light (model.pt) |" in out and "| floor: copy the support mask |" in out
-    table = FewShotScoreTable.from_csv(tmp_path / "out" / "catnet_dice.csv")
-    assert table.folds() == [0] and table.classes() == ["grey matter", "white matter"]
-    assert len(table.scores) == 4 and all(0 < s.dice < 1 for s in table.scores)  # 2 queries x 2 classes
-    assert (tmp_path / "out" / "overlay_fold0_white_matter.png").stat().st_size > 0
+    assert "| mr | liver |" in out and "| **all** | **mean of 7** |" in out
+    rows = json.loads((tmp_path / "out" / "whole_organ_dice.json").read_text())
+    assert [r["organ"] for r in rows] == ["spleen", "right kidney", "left kidney", "gallbladder", "liver", "stomach", "pancreas"]
+    assert all(r["propagation"] > r["copy_over_true_extent"] for r in rows)
+    assert np.mean([r["propagation"] for r in rows]) > np.mean([r["copy_over_true_extent"] for r in rows]) + 0.1
+    assert (tmp_path / "out" / "overlay_mr_left_kidney.png").stat().st_size > 0
+    with pytest.raises(SystemExit, match="whole_organ_dice.md already exists; .*--overwrite"):
+        main(["demo", "--volumes", "mr", "--output", str(tmp_path / "out")])
 
 
 @pytest.mark.parametrize("command", ["evaluate", "train"])
@@ -50,9 +46,15 @@ def test_missing_bundle(tmp_path):
         main(["--bundle", str(tmp_path), "evaluate", "--data", str(tmp_path)])
 
 
-def test_segment_requires_its_inputs():
+def test_segment_requires_its_inputs(tmp_path):
     with pytest.raises(SystemExit):
-        build_parser().parse_args(["segment", "--support", "a.nii.gz"])
+        build_parser().parse_args(["segment", "--support", "a.nii.gz"])  # no --output
+    with pytest.raises(SystemExit, match="needs --support-label, --class-value, --query"):
+        main(["segment", "--support", "a.nii.gz", "--output", str(tmp_path)])
+    with pytest.raises(SystemExit, match="either --image and --annotation .* or --support"):
+        main(["segment", "--image", "a.nii.gz", "--support", "b.nii.gz", "--output", str(tmp_path)])
+    with pytest.raises(SystemExit, match="needs both --image and --annotation"):
+        main(["segment", "--image", "a.nii.gz", "--output", str(tmp_path / "m.nii.gz")])
 
 
 def test_restore_needs_an_existing_input(tmp_path):

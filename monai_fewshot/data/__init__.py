@@ -2,6 +2,7 @@
 
 from monai_fewshot.data.demo import DEMO_CLASSES, write_mni152_cohort
 from monai_fewshot.data.episodes import EpisodeDataset
+from monai_fewshot.data.example_volumes import EXAMPLE_ORGANS, EXAMPLE_VOLUMES, example_volume
 from monai_fewshot.data.layout import (
     CHAOS_CLASSES,
     CMR_CLASSES,
@@ -39,6 +40,8 @@ __all__ = [
     "CHAOS_SETTING2_TEST_CLASSES",
     "CMR_CLASSES",
     "DEMO_CLASSES",
+    "EXAMPLE_ORGANS",
+    "EXAMPLE_VOLUMES",
     "ChunkEpisode",
     "ClassSplit",
     "DistributedEpisodeSampler",
@@ -59,6 +62,7 @@ __all__ = [
     "VolumeStore",
     "compute_supervoxels",
     "excluded_slices",
+    "example_volume",
     "lineage_folds",
     "load_volume",
     "query_chunks",

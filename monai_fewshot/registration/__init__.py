@@ -2,7 +2,7 @@
 
 from monai_fewshot.registration.episode_alignment import AlignedEpisode, align_episode_batch
 from monai_fewshot.registration.guided import RegistrationGuided
-from monai_fewshot.registration.pairwise import DEFORMABLE_STAGES, RegistrationResult, register_support
+from monai_fewshot.registration.pairwise import DEFORMABLE_STAGES, RegistrationResult, demons_transform, register_support
 from monai_fewshot.registration.parallel import register_pairs
 from monai_fewshot.registration.support_registration import SupportRegistration
 
@@ -13,6 +13,7 @@ __all__ = [
     "RegistrationResult",
     "SupportRegistration",
     "align_episode_batch",
+    "demons_transform",
     "register_pairs",
     "register_support",
 ]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
-__all__ = ["DEFORMABLE_STAGES", "RegistrationResult", "numpy_array", "register_support", "sitk_image"]
+__all__ = ["DEFORMABLE_STAGES", "RegistrationResult", "demons_transform", "numpy_array", "register_support", "sitk_image"]
 
 #: deformable stages after the affine one: fast symmetric-forces demons, a B-spline on Mattes MI, or none
 DEFORMABLE_STAGES = ("demons", "bspline", None)
@@ -133,18 +133,43 @@ def _focused_affine(
     return sitk.CompositeTransform([initial, method.Execute(fixed, moving)])
 
 
-def _demons(fixed: sitk.Image, moved: sitk.Image, iterations: int, sigma: float) -> sitk.Transform:
-    """Fast symmetric-forces demons between the query and the affinely moved support, after histogram matching."""
-    matching = sitk.HistogramMatchingImageFilter()
-    matching.SetNumberOfHistogramLevels(256)
-    matching.SetNumberOfMatchPoints(7)
-    matching.ThresholdAtMeanIntensityOn()
-    matched = matching.Execute(moved, fixed)
+def _demons(fixed: sitk.Image, moved: sitk.Image, iterations: int, sigma: float, match: bool = True) -> sitk.Transform:
+    """Fast symmetric-forces demons between the query and the (affinely moved) support, after histogram matching
+    when ``match``."""
+    if match:
+        matching = sitk.HistogramMatchingImageFilter()
+        matching.SetNumberOfHistogramLevels(256)
+        matching.SetNumberOfMatchPoints(7)
+        matching.ThresholdAtMeanIntensityOn()
+        moved = matching.Execute(moved, fixed)
     demons = sitk.FastSymmetricForcesDemonsRegistrationFilter()
     demons.SetNumberOfIterations(iterations)
     demons.SetStandardDeviations(sigma)
-    field = demons.Execute(fixed, matched)
+    field = demons.Execute(fixed, moved)
     return sitk.DisplacementFieldTransform(sitk.Cast(field, sitk.sitkVectorFloat64))
+
+
+def demons_transform(
+    fixed: np.ndarray, moving: np.ndarray, iterations: int = 60, sigma: float = 2.0, match_histograms: bool = False
+) -> sitk.Transform:
+    """The demons stage alone, between two images of one grid (unit spacing): neighbouring slices of a volume.
+
+    Args:
+        fixed: (H, W[, D]) image the result is on.
+        moving: image of the same shape, moved onto ``fixed``.
+        iterations: demons iterations. Defaults to 60.
+        sigma: smoothing of the displacement field, in voxels. Defaults to 2.
+        match_histograms: match ``moving``'s histogram to ``fixed``'s first (images of two acquisitions).
+
+    Returns:
+        a displacement-field transform mapping ``fixed`` points to ``moving`` points (for ``sitk.Resample``).
+    """
+    fixed = _check(fixed, "fixed")
+    moving = _check(moving, "moving", fixed.ndim)
+    if moving.shape != fixed.shape:
+        raise ValueError(f"moving has shape {moving.shape} and fixed {fixed.shape}: they must match.")
+    with _one_thread():
+        return _demons(sitk_image(fixed, None), sitk_image(moving, None), iterations, sigma, match_histograms)
 
 
 def _bspline(fixed: sitk.Image, moved: sitk.Image, seed: int, iterations: int) -> sitk.Transform:

@@ -1,1 +1,2 @@
 from monai_fewshot.visualize.overlay import save_episode_overlay
+from monai_fewshot.visualize.whole_organ import save_whole_organ_overlay

@@ -9,7 +9,7 @@ import numpy as np
 
 from monai_fewshot.utils import atomic_path
 
-__all__ = ["save_episode_overlay"]
+__all__ = ["save_episode_overlay", "save_figure"]
 
 
 def _as_2d(array) -> np.ndarray:
@@ -60,10 +60,17 @@ def save_episode_overlay(
         axis.axis("off")
     if title:
         figure.suptitle(title, fontsize=9)
+    return save_figure(figure, path, dpi=100)
+
+
+def save_figure(figure, path: str | os.PathLike, dpi: int) -> Path:
+    """Lay out a matplotlib ``figure``, write it as a PNG atomically and close it."""
+    import matplotlib.pyplot as plt
+
     figure.tight_layout()
     try:
         with atomic_path(path) as tmp:
-            figure.savefig(tmp, dpi=100, format="png")
+            figure.savefig(tmp, dpi=dpi, format="png")
     finally:
         plt.close(figure)
     return Path(path)

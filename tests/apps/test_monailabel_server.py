@@ -4,8 +4,9 @@ Builds the label environment if needed (``monai_fewshot/apps/setup_env.sh``), st
 start_server`` on 127.0.0.1 with a study folder of links to two CHAOS T2 volumes, talks REST the way 3D Slicer
 does, and stops the server by its PID.
 
-Weights: the checkpoint at ``$MONAI_FEWSHOT_CHECKPOINT`` (default ``bundles/catnet_fewshot/models/model.pt``)
-when it exists, else the network's initial weights; the Dice floor is asserted only with a checkpoint.
+Painted slices are propagated through the image (no weights). The support-image case uses the network: the
+checkpoint at ``$MONAI_FEWSHOT_CHECKPOINT`` (default ``bundles/catnet_fewshot/models/model.pt``) when it exists,
+else the network's initial weights.
 """
 
 from __future__ import annotations
@@ -38,11 +39,9 @@ CHECKPOINT = Path(os.environ.get("MONAI_FEWSHOT_CHECKPOINT") or REPO / "bundles"
 MODEL = "catnet_fewshot"
 STUDIES = {"chaos_1": "image_1", "chaos_2": "image_2"}  # datastore id -> CHAOS file stem
 LIVER = 1
-# Liver of chaos_1, 1 painted slice, every other slice predicted, Dice over the slices not painted. The shipped
-# CPU-trained checkpoint (bundles/catnet_fewshot/docs/README.md, multi-scale supervoxel training) scores 0.477
-# here (the previous single-scale one scored 0.25); copying the painted mask onto every slice scores 0.473. The
-# floor checks that the served model segments the organ about as well as that copy, with a margin for platforms.
-DICE_FLOOR = 0.4
+# Liver of chaos_1, 1 painted slice, Dice over the slices not painted. Propagation scores 0.812 here (the shipped
+# CAT-Net painting every slice scored 0.477, copying the painted mask onto every slice 0.473).
+DICE_FLOOR = 0.8
 START_TIMEOUT = 900  # seconds: model load on a busy 2-core machine
 
 
@@ -173,7 +172,7 @@ def _write(path: Path, content: bytes) -> Path:
 def test_info_lists_the_scribbles_model(server):
     model = server["info"]["models"][MODEL]
     assert model["type"] == "scribbles" and model["dimension"] == 3
-    assert {"label_value", "extent", "batch_size", "support_image"} <= set(model["config"])
+    assert {"label_value", "batch_size", "support_image"} <= set(model["config"])
     status, _, body = _request(f"{server['base']}/datastore/?output=all")
     assert status == 200 and set(STUDIES) <= set(json.loads(body)["objects"])
 
@@ -185,11 +184,16 @@ def test_one_painted_slice_gives_the_volume_mask(whole_volume, case):
     np.testing.assert_allclose(mask.affine, image.affine, atol=1e-4)
     np.testing.assert_array_equal(data[..., case["slice"]], case["painted"][..., case["slice"]])
     params = whole_volume["params"]
-    assert params["support_slices"] == [case["slice"]] and params["predicted_slices"] == [0, image.shape[-1] - 1]
+    filled = np.flatnonzero(data.any((0, 1)))
+    assert params["method"] == "propagation" and params["support_slices"] == [case["slice"]]
+    assert params["predicted_slices"] == [filled[0], filled[-1]] and 0 < filled[0] and filled[-1] < image.shape[-1] - 1
+    assert len(params["confidence"]) == image.shape[-1] and params["confidence"][case["slice"]] == 1.0
+    assert params["suggested_slice"] in filled.tolist() and params["suggested_slice"] != case["slice"]
     print(
         f"\nlabel app latency, one CHAOS volume {image.shape} on CPU: {whole_volume['seconds']:.1f} s per request "
-        f"(server: {params['latencies']}); weights: {params['weights']}"
+        f"(server: {params['latencies']})"
     )
+    assert whole_volume["seconds"] <= 10.0
 
 
 def test_dice_above_floor(whole_volume, case):
@@ -199,12 +203,21 @@ def test_dice_above_floor(whole_volume, case):
     p, t = prediction[..., scored], case["truth"][..., scored]
     dice = 2 * (p & t).sum() / max(p.sum() + t.sum(), 1)
     print(f"\nliver Dice from one painted slice (slice {case['slice']}), unpainted slices: {dice:.3f}")
-    if not CHECKPOINT.is_file():
-        pytest.skip(
-            f"no trained checkpoint at {CHECKPOINT} (set MONAI_FEWSHOT_CHECKPOINT): served the initial weights, "
-            f"Dice {dice:.3f}; floor {DICE_FLOOR} not asserted"
-        )
-    assert dice > DICE_FLOOR, f"liver Dice {dice:.3f} with {CHECKPOINT} is not above the floor {DICE_FLOOR}"
+    assert dice >= DICE_FLOOR, f"liver Dice {dice:.3f} is below the floor {DICE_FLOOR}"
+
+
+def test_painting_the_suggested_slice_and_running_again(server, whole_volume, case):
+    """The add-a-shot loop: paint the slice the response names, send both painted slices, get both as supports."""
+    suggested = whole_volume["params"]["suggested_slice"]
+    painted = case["painted"].copy()
+    painted[..., suggested] = case["truth"][..., suggested]
+    code, content_type, body = infer(server["base"], "chaos_1", painted, case["image"].affine)
+    assert code == 200, body[:2000]
+    parts = _parts(content_type, body)
+    params = json.loads(parts["params"])
+    assert params["support_slices"] == sorted([case["slice"], suggested])
+    mask = np.asanyarray(nib.load(_write(server["log"].parent / "mask_two.nii.gz", parts["image"])).dataobj) > 0
+    np.testing.assert_array_equal(mask[..., suggested], case["truth"][..., suggested])
 
 
 @pytest.mark.parametrize(
@@ -233,8 +246,8 @@ def test_bad_requests_get_4xx_and_the_server_keeps_serving(server, case, request
     code, _, body = answer
     assert code == status, body[:2000]
     assert message in json.loads(body)["detail"]
-    # the next request is served: one painted slice, predicted alone (extent 0)
-    code, _, body = infer(base, "chaos_1", painted, affine, {"extent": 0})
+    # the next request is served
+    code, _, body = infer(base, "chaos_1", painted, affine)
     assert code == 200, body[:2000]
 
 

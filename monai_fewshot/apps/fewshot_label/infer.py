@@ -1,8 +1,10 @@
 """Few-shot infer task of the MONAI Label app: the slices a user painted are the support.
 
 A ``scribbles`` task: MONAI Label's clients upload the user's label map with the request (3D Slicer's
-scribbles panel uploads all painted segments), the task takes the slices painted with the chosen label
-value as supports and returns the whole-volume mask of the image
+scribbles panel uploads all painted segments). The painted mask of the chosen label value is carried slice by
+slice through the image until the organ ends (:func:`monai_fewshot.inferers.propagate_annotation`); the
+response names the slice to paint next, so that a user can paint it and run again. With ``support_image`` the
+saved label of another datastore image is the support and the few-shot network segments every slice
 (:func:`monai_fewshot.inferers.segment_from_annotated_slices`).
 """
 
@@ -22,7 +24,7 @@ from monailabel.interfaces.tasks.infer_v2 import InferType
 from monailabel.tasks.infer.basic_infer import BasicInferTask
 
 from monai_fewshot.engines import load_network_weights
-from monai_fewshot.inferers import segment_from_annotated_slices
+from monai_fewshot.inferers import propagate_annotation, segment_from_annotated_slices
 from monai_fewshot.networks import catnet_light
 
 __all__ = ["FewShotScribblesInfer", "load_network", "read_volume"]
@@ -31,9 +33,7 @@ logger = logging.getLogger(__name__)
 
 CONFIG_DEFAULTS = {
     "label_value": 0,  # painted value used as the support; 0: the largest painted value
-    "extent": -1,  # predict slices within this many slices of the annotated range; -1: every slice
-    "batch_size": 8,  # query slices per forward pass
-    "keep_annotations": True,  # the painted slices keep the user's own mask
+    "batch_size": 8,  # query slices per forward pass (support_image only)
     "support_image": "",  # datastore id of another image whose saved (final) label is the support
 }
 
@@ -74,12 +74,12 @@ def _int(value: Any, name: str) -> int:
         raise HTTPException(status_code=400, detail=f"config {name} must be an integer, got {value!r}.") from error
 
 
-def _bool(value: Any) -> bool:
-    return value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes", "on")
-
-
 class FewShotScribblesInfer(BasicInferTask):
-    """Segment the whole volume from the slice(s) the user painted (CAT-Net, 1-way, nearest painted slice).
+    """Segment the whole organ from the slice(s) the user painted in the image (propagation), or the image from
+    another datastore image's saved label (``support_image``: CAT-Net, 1-way).
+
+    The response's ``suggested_slice`` is the slice to paint next and ``confidence`` the per-slice confidence
+    (:class:`~monai_fewshot.inferers.Propagation`).
 
     Request keys (besides ``image``): ``label`` (path of the uploaded label map, the image's shape), and the
     config keys of :data:`CONFIG_DEFAULTS`, which MONAI Label clients show as options. With ``support_image``
@@ -102,7 +102,7 @@ class FewShotScribblesInfer(BasicInferTask):
             type=InferType.SCRIBBLES,
             labels=labels or {"organ": 1},
             dimension=3,
-            description="Few-shot CAT-Net: paint the organ on one or a few axial slices, get the whole volume",
+            description="Paint the organ on one or a few axial slices, get the whole organ and the slice to paint next",
             config=dict(CONFIG_DEFAULTS),
         )
         self.checkpoint = checkpoint
@@ -149,8 +149,9 @@ class FewShotScribblesInfer(BasicInferTask):
                 "(or set support_image to a datastore image with a saved label).",
             )
 
-        label_value = _int(data.get("label_value", 0), "label_value")
-        extent = _int(data.get("extent", -1), "extent")
+        label_value = _int(data.get("label_value", 0), "label_value") or None
+        if support_image is None:
+            return self._propagate(data, image, annotation, label_value, affine, header)
         batch_size = max(_int(data.get("batch_size", 8), "batch_size"), 1)
         device = device if str(device).startswith("cuda") and torch.cuda.is_available() else "cpu"
         try:
@@ -159,12 +160,10 @@ class FewShotScribblesInfer(BasicInferTask):
                     image.astype(np.float32),
                     annotation,
                     self._network,
-                    label_value=label_value or None,
-                    extent=None if extent < 0 else extent,
+                    label_value=label_value,
                     slice_size=self.slice_size,
                     batch_size=batch_size,
-                    keep_annotations=_bool(data.get("keep_annotations", True)),
-                    support_image=None if support_image is None else support_image.astype(np.float32),
+                    support_image=support_image.astype(np.float32),
                     support_annotation=support_label,
                     device=device,
                 )
@@ -173,11 +172,33 @@ class FewShotScribblesInfer(BasicInferTask):
         data["pred"] = result.mask
         data["affine"], data["header"] = affine, header
         data["result"] = {
+            "method": "few-shot network",
             "label_value": result.label_value,
             "support_slices": result.support_slices,
             "predicted_slices": [result.predicted_slices[0], result.predicted_slices[-1]],
             "foreground_voxels": int(result.mask.sum()),
             "weights": self.weights,
+        }
+        return data
+
+    def _propagate(self, data, image, annotation, label_value, affine, header):
+        """The painted slices carried through the image; the response holds the confidence and the next slice."""
+        spacing = tuple(float(z) for z in header.get_zooms()[:3]) if header is not None else None
+        try:
+            result = propagate_annotation(image.astype(np.float32), annotation, label_value, spacing=spacing)
+        except ValueError as error:  # the input checks of propagate_annotation
+            raise HTTPException(status_code=400, detail=str(error)) from error
+        filled = np.flatnonzero(result.mask.any((0, 1)))
+        data["pred"] = result.mask
+        data["affine"], data["header"] = affine, header
+        data["result"] = {
+            "method": "propagation",
+            "label_value": result.label_value,
+            "support_slices": result.support_slices,
+            "predicted_slices": [int(filled[0]), int(filled[-1])],
+            "suggested_slice": result.suggested_slice,
+            "confidence": [round(float(c), 4) for c in result.confidence],
+            "foreground_voxels": int(result.mask.sum()),
         }
         return data
 

@@ -1,0 +1,206 @@
+"""One or a few painted slices -> the whole organ: slice-to-slice propagation with a stop rule.
+
+Each painted mask is carried outward slice by slice: the previous slice is registered onto the next one
+(demons, :func:`~monai_fewshot.registration.demons_transform`), the carried mask becomes a prior, and the
+painted slices' intensity model (:class:`IntensityLikelihood`) corrects it where the organ's boundary moved.
+The organ ends where the carried mask stops looking like the painted organ, shrinks away, or runs farther
+than organs of its cross-section extend. Between two painted slices both sides are carried and blended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
+
+from monai_fewshot.inferers.annotated_slices import choose_label_value
+from monai_fewshot.inferers.intensity_likelihood import IntensityLikelihood
+from monai_fewshot.registration import demons_transform
+from monai_fewshot.registration.pairwise import numpy_array, sitk_image
+
+__all__ = ["Propagation", "StopRule", "propagate_annotation"]
+
+
+@dataclass(frozen=True)
+class StopRule:
+    """Where a carried mask stops: the first slice where any of these holds is left empty, and all beyond it.
+
+    Attributes:
+        min_area: the mask's area fell below this fraction of the painted slice's.
+        min_likelihood: the mean intensity log-likelihood ratio inside the mask fell below this fraction of
+            the painted slices' (the mask left the organ).
+        max_extent: the distance from the painted slice (mm) exceeds this many times the painted region's
+            equivalent diameter (mm): organs are not much longer than wide.
+    """
+
+    min_area: float = 0.1
+    min_likelihood: float = 0.5
+    max_extent: float = 1.2
+
+
+@dataclass(frozen=True)
+class Propagation:
+    """Result of :func:`propagate_annotation`.
+
+    Attributes:
+        mask: uint8 (X, Y, Z) whole-organ mask.
+        confidence: (Z,) per slice along the axis: 1 on painted slices, the carried mask's intensity agreement
+            with the painted organ in [0, 1] on predicted slices, 0 on slices left empty.
+        support_slices: the painted slices used.
+        suggested_slice: the slice to paint next (where the expected error, area x (1 - confidence), is
+            largest), or None when every predicted slice is painted.
+        label_value: the painted value that was segmented.
+    """
+
+    mask: np.ndarray
+    confidence: np.ndarray
+    support_slices: list[int]
+    suggested_slice: int | None
+    label_value: int
+
+
+def _box(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    return (
+        slice(max(rows[0] - margin, 0), min(rows[-1] + margin + 1, mask.shape[0])),
+        slice(max(cols[0] - margin, 0), min(cols[-1] + margin + 1, mask.shape[1])),
+    )
+
+
+class _Carrier:
+    """Carries a mask from one slice to its neighbour: demons on a box around the mask, then the intensity
+    correction, keeping the components that overlap the carried mask."""
+
+    def __init__(self, volume: np.ndarray, likelihood: IntensityLikelihood, margin: int, iterations: int, sigma: float, weight: float):
+        self.volume, self.likelihood = volume, likelihood
+        self.margin, self.iterations, self.sigma, self.weight = margin, iterations, sigma, weight
+
+    def __call__(self, mask: np.ndarray, source: int, target: int) -> tuple[np.ndarray, float]:
+        """(H, W) boolean mask on slice ``source`` -> its (H, W) mask on slice ``target`` and the mean
+        log-likelihood ratio inside it (NaN when empty)."""
+        box = _box(mask, self.margin)
+        fixed, moving = self.volume[box + (target,)], self.volume[box + (source,)]
+        transform = demons_transform(fixed, moving, self.iterations, self.sigma)
+        carried = numpy_array(
+            sitk.Resample(sitk_image(mask[box].astype(np.float32), None), sitk_image(fixed, None), transform, sitk.sitkLinear, 0.0)
+        )
+        prior = np.clip(ndimage.gaussian_filter(np.clip(carried, 0, 1), 1.5), 1e-3, 1 - 1e-3)
+        ratio = self.likelihood(fixed)
+        logit = ndimage.gaussian_filter(np.log(prior / (1 - prior)) + self.weight * ratio, 1.0)
+        region = ndimage.binary_fill_holes(logit > 0)
+        components, count = ndimage.label(region)
+        if count > 1:
+            overlapping = np.unique(components[(carried >= 0.5) & region])
+            region = np.isin(components, overlapping[overlapping > 0])
+        out = np.zeros_like(mask)
+        out[box] = region
+        return out, float(ratio[region].mean()) if region.any() else float("nan")
+
+
+def propagate_annotation(
+    image: np.ndarray,
+    annotation: np.ndarray,
+    label_value: int | None = None,
+    spacing: Sequence[float] | None = None,
+    axis: int = -1,
+    stop: StopRule | None = None,
+    likelihood_weight: float = 0.5,
+    ring: float = 20.0,
+    margin: int = 32,
+    iterations: int = 60,
+    sigma: float = 2.0,
+) -> Propagation:
+    """Segment an organ through a volume from the slice(s) a user painted in it.
+
+    Args:
+        image: (X, Y, Z) volume.
+        annotation: (X, Y, Z) label map with the organ painted on one or more slices along ``axis``.
+        label_value: the painted value to segment. Defaults to None (the largest painted value).
+        spacing: millimetres per axis (the NIfTI zooms). Defaults to 1 per axis.
+        axis: the slicing axis. Defaults to -1 (axial in RAS-like NIfTI).
+        stop: where a carried mask ends. Defaults to :class:`StopRule`'s defaults.
+        likelihood_weight: weight of the intensity log-likelihood ratio against the carried mask's logit.
+        ring: width (mm) of the surroundings the painted organ's intensities are told apart from. Defaults to 20.
+        margin: pixels around the mask that each slice-to-slice registration sees. Defaults to 32.
+        iterations, sigma: demons iterations and field smoothing (pixels) per slice pair.
+
+    Returns:
+        :class:`Propagation`.
+
+    Raises:
+        ValueError: shapes that differ or are not 3D, NaN or infinite intensities, nothing painted or
+            ``label_value`` not painted, a spacing that is not three positive values.
+    """
+    image, annotation = np.asarray(image), np.asarray(annotation)
+    if image.ndim != 3 or annotation.shape != image.shape:
+        raise ValueError(f"image and annotation must be 3D volumes of one shape, got {image.shape} and {annotation.shape}.")
+    if not np.all(np.isfinite(image)):
+        raise ValueError("image holds NaN or infinite intensities.")
+    spacing = (1.0, 1.0, 1.0) if spacing is None else tuple(float(s) for s in spacing)
+    if len(spacing) != 3 or min(spacing) <= 0:
+        raise ValueError(f"spacing must be three positive millimetre values, got {spacing}.")
+    stop = stop or StopRule()
+    axis = axis % 3
+    value = choose_label_value(np.rint(annotation).astype(np.int64), label_value)
+    volume = np.moveaxis(image.astype(np.float32), axis, -1)
+    painted = np.moveaxis(np.rint(annotation) == value, axis, -1)
+    in_plane = [s for i, s in enumerate(spacing) if i != axis]
+    step_mm = spacing[axis]
+    volume = (volume - volume.mean()) / max(float(volume.std()), 1e-6)
+
+    supports = np.flatnonzero(painted.any((0, 1)))
+    edges = np.linspace(*np.percentile(volume, [0.5, 99.5]), 49)
+    ring_pixels = max(1, round(ring / float(np.mean(in_plane))))
+    likelihood = IntensityLikelihood([volume[..., k] for k in supports], [painted[..., k] for k in supports], edges, ring_pixels)
+    reference = max(likelihood.reference, 1e-6)
+    carry = _Carrier(volume, likelihood, margin, iterations, sigma, likelihood_weight)
+    depth = volume.shape[-1]
+
+    def chain(start: int, direction: int, end: int, stopping: bool) -> dict[int, tuple[np.ndarray, float]]:
+        """Masks and confidences carried from painted slice ``start`` towards ``end`` (exclusive)."""
+        mask = painted[..., start]
+        area = mask.sum()
+        diameter = 2 * np.sqrt(area * in_plane[0] * in_plane[1] / np.pi)
+        carried = {}
+        for k in range(start + direction, end, direction):
+            mask, ratio = carry(mask, k - direction, k)
+            confidence = float(np.clip(ratio / reference, 0.0, 1.0)) if mask.any() else 0.0
+            if stopping and (
+                mask.sum() < stop.min_area * area
+                or not ratio >= stop.min_likelihood * reference
+                or abs(k - start) * step_mm > stop.max_extent * diameter
+            ):
+                break
+            if not mask.any():
+                break
+            carried[k] = (mask, confidence)
+        return carried
+
+    mask = painted.copy()
+    confidence = np.zeros(depth)
+    confidence[supports] = 1.0
+    for k, (carried, score) in {**chain(supports[0], -1, -1, True), **chain(supports[-1], 1, depth, True)}.items():
+        mask[..., k], confidence[k] = carried, score
+    for low, high in zip(supports[:-1], supports[1:]):
+        forward, backward = chain(low, 1, high, False), chain(high, -1, low, False)
+        for k in range(low + 1, high):
+            weight = (high - k) / (high - low)
+            empty = (np.zeros_like(mask[..., k]), 0.0)
+            (a, ca), (b, cb) = forward.get(k, empty), backward.get(k, empty)
+            mask[..., k] = weight * a + (1 - weight) * b >= 0.5
+            confidence[k] = weight * ca + (1 - weight) * cb
+
+    areas = mask.sum((0, 1))
+    expected_error = areas * (1.0 - confidence)
+    expected_error[supports] = -1.0
+    suggested = int(np.argmax(expected_error)) if expected_error.max() > 0 else None
+    return Propagation(
+        mask=np.moveaxis(mask.astype(np.uint8), -1, axis),
+        confidence=confidence,
+        support_slices=supports.tolist(),
+        suggested_slice=suggested,
+        label_value=value,
+    )
