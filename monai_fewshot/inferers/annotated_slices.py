@@ -1,8 +1,10 @@
-"""Whole-volume few-shot segmentation from the slices a user annotated in that same volume.
+"""Whole-volume few-shot segmentation by a network, slice by slice, from annotated slices.
 
-This is the job of the MONAI Label app (``monai_fewshot/apps``): a user paints one or a few axial slices of
-an organ; those slices become the supports, every other slice is a query predicted from its nearest
-annotated slice by :class:`~monai_fewshot.inferers.FewShotSliceInferer`.
+The supports are annotated slices (of the volume itself, or of another labelled volume: the MONAI Label app's
+``support_image``); every other slice is a query predicted from its nearest support slice by
+:class:`~monai_fewshot.inferers.FewShotSliceInferer`. For slices painted in the volume itself,
+:func:`~monai_fewshot.inferers.propagate_annotation` is the better choice: it also finds where the organ ends
+(whole-volume Dice in README.md, "One painted slice -> the whole organ").
 """
 
 from __future__ import annotations

@@ -21,7 +21,10 @@ from monai_fewshot.inferers.intensity_likelihood import IntensityLikelihood
 from monai_fewshot.registration import demons_transform
 from monai_fewshot.registration.pairwise import numpy_array, sitk_image
 
-__all__ = ["Propagation", "StopRule", "propagate_annotation"]
+__all__ = ["COARSE_ABOVE", "Propagation", "StopRule", "propagate_annotation"]
+
+#: registration boxes with a longer side (pixels) run at half resolution
+COARSE_ABOVE = 128
 
 
 @dataclass(frozen=True)
@@ -72,25 +75,38 @@ def _box(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
 
 class _Carrier:
     """Carries a mask from one slice to its neighbour: demons on a box around the mask, then the intensity
-    correction, keeping the components that overlap the carried mask."""
+    correction, keeping the components that overlap the carried mask (holes filled unless ``fill`` is False:
+    a painted ring, such as a myocardium, stays a ring)."""
 
-    def __init__(self, volume: np.ndarray, likelihood: IntensityLikelihood, margin: int, iterations: int, sigma: float, weight: float):
+    def __init__(
+        self,
+        volume: np.ndarray,
+        likelihood: IntensityLikelihood,
+        margin: int,
+        iterations: int,
+        sigma: float,
+        weight: float,
+        fill: bool,
+        coarse_above: int | None,
+    ):
         self.volume, self.likelihood = volume, likelihood
-        self.margin, self.iterations, self.sigma, self.weight = margin, iterations, sigma, weight
+        self.margin, self.iterations, self.sigma, self.weight, self.fill = margin, iterations, sigma, weight, fill
+        self.coarse_above = coarse_above
 
     def __call__(self, mask: np.ndarray, source: int, target: int) -> tuple[np.ndarray, float]:
         """(H, W) boolean mask on slice ``source`` -> its (H, W) mask on slice ``target`` and the mean
         log-likelihood ratio inside it (NaN when empty)."""
         box = _box(mask, self.margin)
         fixed, moving = self.volume[box + (target,)], self.volume[box + (source,)]
-        transform = demons_transform(fixed, moving, self.iterations, self.sigma)
+        coarse = self.coarse_above is not None and max(fixed.shape) > self.coarse_above
+        transform = demons_transform(fixed, moving, self.iterations, self.sigma / 2 if coarse else self.sigma, shrink=2 if coarse else 1)
         carried = numpy_array(
             sitk.Resample(sitk_image(mask[box].astype(np.float32), None), sitk_image(fixed, None), transform, sitk.sitkLinear, 0.0)
         )
         prior = np.clip(ndimage.gaussian_filter(np.clip(carried, 0, 1), 1.5), 1e-3, 1 - 1e-3)
         ratio = self.likelihood(fixed)
         logit = ndimage.gaussian_filter(np.log(prior / (1 - prior)) + self.weight * ratio, 1.0)
-        region = ndimage.binary_fill_holes(logit > 0)
+        region = ndimage.binary_fill_holes(logit > 0) if self.fill else logit > 0
         components, count = ndimage.label(region)
         if count > 1:
             overlapping = np.unique(components[(carried >= 0.5) & region])
@@ -112,6 +128,7 @@ def propagate_annotation(
     margin: int = 32,
     iterations: int = 60,
     sigma: float = 2.0,
+    coarse_above: int | None = COARSE_ABOVE,
 ) -> Propagation:
     """Segment an organ through a volume from the slice(s) a user painted in it.
 
@@ -126,6 +143,8 @@ def propagate_annotation(
         ring: width (mm) of the surroundings the painted organ's intensities are told apart from. Defaults to 20.
         margin: pixels around the mask that each slice-to-slice registration sees. Defaults to 32.
         iterations, sigma: demons iterations and field smoothing (pixels) per slice pair.
+        coarse_above: boxes with a side longer than this (pixels) are registered at half resolution (large
+            organs: the time per slice stays bounded); None registers every box at full resolution.
 
     Returns:
         :class:`Propagation`.
@@ -156,7 +175,8 @@ def propagate_annotation(
     ring_pixels = max(1, round(ring / float(np.mean(in_plane))))
     likelihood = IntensityLikelihood([volume[..., k] for k in supports], [painted[..., k] for k in supports], edges, ring_pixels)
     reference = max(likelihood.reference, 1e-6)
-    carry = _Carrier(volume, likelihood, margin, iterations, sigma, likelihood_weight)
+    solid = all(np.array_equal(ndimage.binary_fill_holes(painted[..., k]), painted[..., k]) for k in supports)
+    carry = _Carrier(volume, likelihood, margin, iterations, sigma, likelihood_weight, solid, coarse_above)
     depth = volume.shape[-1]
 
     def chain(start: int, direction: int, end: int, stopping: bool) -> dict[int, tuple[np.ndarray, float]]:

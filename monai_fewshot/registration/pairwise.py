@@ -150,7 +150,12 @@ def _demons(fixed: sitk.Image, moved: sitk.Image, iterations: int, sigma: float,
 
 
 def demons_transform(
-    fixed: np.ndarray, moving: np.ndarray, iterations: int = 60, sigma: float = 2.0, match_histograms: bool = False
+    fixed: np.ndarray,
+    moving: np.ndarray,
+    iterations: int = 60,
+    sigma: float = 2.0,
+    match_histograms: bool = False,
+    shrink: int = 1,
 ) -> sitk.Transform:
     """The demons stage alone, between two images of one grid (unit spacing): neighbouring slices of a volume.
 
@@ -158,8 +163,9 @@ def demons_transform(
         fixed: (H, W[, D]) image the result is on.
         moving: image of the same shape, moved onto ``fixed``.
         iterations: demons iterations. Defaults to 60.
-        sigma: smoothing of the displacement field, in voxels. Defaults to 2.
+        sigma: smoothing of the displacement field, in voxels of the (shrunk) grid. Defaults to 2.
         match_histograms: match ``moving``'s histogram to ``fixed``'s first (images of two acquisitions).
+        shrink: run on images binned by this factor per axis (the field still maps the full grid). Defaults to 1.
 
     Returns:
         a displacement-field transform mapping ``fixed`` points to ``moving`` points (for ``sitk.Resample``).
@@ -168,8 +174,14 @@ def demons_transform(
     moving = _check(moving, "moving", fixed.ndim)
     if moving.shape != fixed.shape:
         raise ValueError(f"moving has shape {moving.shape} and fixed {fixed.shape}: they must match.")
+    if shrink < 1:
+        raise ValueError(f"shrink must be >= 1, got {shrink}.")
+    fixed_image, moving_image = sitk_image(fixed, None), sitk_image(moving, None)
     with _one_thread():
-        return _demons(sitk_image(fixed, None), sitk_image(moving, None), iterations, sigma, match_histograms)
+        if shrink > 1:
+            fixed_image = sitk.BinShrink(fixed_image, [shrink] * fixed.ndim)
+            moving_image = sitk.BinShrink(moving_image, [shrink] * fixed.ndim)
+        return _demons(fixed_image, moving_image, iterations, sigma, match_histograms)
 
 
 def _bspline(fixed: sitk.Image, moved: sitk.Image, seed: int, iterations: int) -> sitk.Transform:

@@ -119,3 +119,16 @@ def test_real_chaos_organ_beats_copying_the_painted_slice(chaos_dir, volume_id, 
     assert dice(result.mask > 0, truth) > dice(copy, truth) + 0.05
     filled = np.flatnonzero(result.mask.any((0, 1)))
     assert filled[0] >= extent[0] - 2 and filled[-1] <= extent[-1] + 2
+
+
+def test_a_painted_ring_stays_a_ring():
+    """A myocardium-like annulus: the carried mask keeps its hole (filling it would swallow the blood pool)."""
+    x, y, z = np.meshgrid(np.arange(64), np.arange(64), np.arange(10), indexing="ij")
+    radius = np.hypot(x - 32, y - 32)
+    ring = (radius >= 10) & (radius <= 15) & (z >= 2) & (z <= 7)
+    image = np.random.default_rng(2).normal(0, 0.05, ring.shape).astype(np.float32)
+    image[ring] += 1.0
+    image[(radius < 10) & (z >= 2) & (z <= 7)] += 2.0  # a bright blood pool inside
+    result = propagate_annotation(image, painted(ring, [5]), spacing=(1.0, 1.0, 2.0))
+    assert not result.mask[32, 32, :].any()
+    assert dice(result.mask > 0, ring) > 0.85

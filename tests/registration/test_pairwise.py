@@ -73,3 +73,26 @@ def test_unknown_stage_and_negative_seed_are_refused():
         register_support(square, square, square, seed=-1)
     with pytest.raises(ValueError, match="focus_margin must be positive"):
         register_support(square, square, square, focus_margin=0.0)
+
+
+@pytest.mark.parametrize("shrink", [1, 2])
+def test_demons_alone_carries_a_mask_onto_the_neighbouring_slice(chaos_volume, shrink):
+    """Neighbouring slices of a real volume: the demons field moves slice z's liver mask closer to slice z+1's."""
+    import SimpleITK as sitk
+
+    from monai_fewshot.registration import demons_transform
+    from monai_fewshot.registration.pairwise import numpy_array, sitk_image
+
+    liver = chaos_volume.label == 1
+    z = int(np.flatnonzero(liver.any(axis=(0, 1))).max()) - 3  # near the liver's end, where it changes fastest
+    fixed, moving = chaos_volume.image[0, ..., z + 1], chaos_volume.image[0, ..., z]
+    transform = demons_transform(fixed, moving, shrink=shrink)
+    carried = numpy_array(sitk.Resample(sitk_image(liver[..., z].astype(np.float32), None), sitk_image(fixed, None), transform)) >= 0.5
+    truth = liver[..., z + 1]
+    before = 2 * (liver[..., z] & truth).sum() / (liver[..., z].sum() + truth.sum())
+    after = 2 * (carried & truth).sum() / (carried.sum() + truth.sum())
+    assert carried.shape == truth.shape and after > before
+    with pytest.raises(ValueError, match="moving has shape"):
+        demons_transform(fixed, moving[:-1])
+    with pytest.raises(ValueError, match="shrink must be >= 1"):
+        demons_transform(fixed, moving, shrink=0)
