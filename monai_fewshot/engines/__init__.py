@@ -1,5 +1,6 @@
 from monai_fewshot.engines.checkpointing import (
     BestModelSaver,
+    RandomStates,
     ResumableCheckpointing,
     latest_checkpoint,
     load_network_weights,

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver
@@ -22,6 +24,7 @@ from monai_fewshot.utils import atomic_path
 
 __all__ = [
     "BestModelSaver",
+    "RandomStates",
     "ResumableCheckpointing",
     "latest_checkpoint",
     "load_network_weights",
@@ -31,6 +34,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 _STEP = re.compile(r"checkpoint_(\d+)\.pt$")
+_LEFTOVER = re.compile(r"^(tmp\w+|\..+\.tmp.*)$")  # temporary files of an interrupted atomic write (ignite's, ours)
 
 
 def save_atomic(obj: Any, path: str | os.PathLike) -> Path:
@@ -93,24 +97,62 @@ def load_submodule_weights(module: torch.nn.Module, path: str | os.PathLike, pre
     return module
 
 
+def _checkpoints(directory: Path) -> list[Path]:
+    """The ``checkpoint_<iteration>.pt`` files of ``directory``, newest (highest iteration) first."""
+    if not directory.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := _STEP.search(p.name))]
+    return [p for _, p in sorted(found, reverse=True)]
+
+
 def latest_checkpoint(directory: str | os.PathLike) -> Path | None:
     """The ``checkpoint_<iteration>.pt`` with the highest iteration in ``directory``, or None."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        return None
-    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := _STEP.search(p.name))]
-    return max(found)[1] if found else None
+    found = _checkpoints(Path(directory))
+    return found[0] if found else None
+
+
+class RandomStates:
+    """The global random generators (Python, NumPy, torch CPU and CUDA) as a checkpoint entry, so that a resumed run
+    draws what the uninterrupted run would have drawn (dropout, random augmentation). Every value is a tensor or a
+    plain Python value, so the checkpoint loads with ``torch.load(..., weights_only=True)``."""
+
+    def state_dict(self) -> dict[str, Any]:
+        kind, keys, position, has_gauss, cached = np.random.get_state()
+        version, internal, gauss = random.getstate()
+        state = {
+            "python": [version, list(internal), gauss],
+            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(position), int(has_gauss), float(cached)],
+            "torch": torch.get_rng_state(),
+        }
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        version, internal, gauss = state["python"]
+        random.setstate((version, tuple(internal), gauss))
+        kind, keys, position, has_gauss, cached = state["numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
+        torch.set_rng_state(state["torch"])
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
 
 
 class ResumableCheckpointing:
     """Save ``save_dict`` every ``save_interval`` epochs; at start, resume from the latest checkpoint.
 
     Put the trainer itself in ``save_dict`` (with network, optimizer and lr scheduler) so that a resumed
-    run continues at the saved epoch and iteration, and with it the episode stream. The run's own
-    ``max_epochs`` decides where it stops, so a finished run started again with a larger ``max_epochs``
-    trains on from its last checkpoint. An evaluator in ``save_dict`` keeps its best metric, so a
-    ``BestModelSaver`` after a resume only writes a model better than every one before it. Entries that
-    an older checkpoint lacks start afresh, with a warning.
+    run continues at the saved epoch and iteration, and with it the episode stream. The global random
+    generators are saved beside them (:class:`RandomStates`), so the resumed run's losses equal the
+    uninterrupted run's. The run's own ``max_epochs`` decides where it stops, so a finished run started again
+    with a larger ``max_epochs`` trains on from its last checkpoint. An evaluator in ``save_dict`` keeps its
+    best metric, so a ``BestModelSaver`` after a resume only writes a model better than every one before it.
+    Entries that an older checkpoint lacks start afresh, with a warning.
+
+    Checkpoints load with ``weights_only=True``: a file that would run code when unpickled is refused. A
+    checkpoint that cannot be read (truncated, refused) is skipped with a warning and the next older one is
+    used. Only the newest ``n_saved`` checkpoints are kept, those of earlier runs in the folder included, and
+    temporary files of an interrupted write are removed when the run starts.
 
     Args:
         save_dir: folder of ``checkpoint_<iteration>.pt`` files.
@@ -129,12 +171,13 @@ class ResumableCheckpointing:
         resume: bool = True,
     ) -> None:
         self.save_dir = Path(save_dir)
-        self.save_dict = save_dict
+        self.save_dict = {**save_dict, "random_states": RandomStates()}
         self.save_interval = save_interval
+        self.n_saved = n_saved
         self.resume = resume
         self.resumed_from: Path | None = None
         self.checkpoint = Checkpoint(
-            save_dict,
+            self.save_dict,
             DiskSaver(str(self.save_dir), require_empty=False, atomic=True, create_dir=True),
             filename_prefix="",
             n_saved=n_saved,
@@ -145,18 +188,38 @@ class ResumableCheckpointing:
                 value.state_dict_user_keys.extend(key for key in ("best_metric", "best_metric_epoch") if key not in value.state_dict_user_keys)
 
     def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self.remove_leftovers)
         engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.save_interval), self.checkpoint)
+        engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.save_interval), self.prune)
         if self.resume:
             engine.add_event_handler(Events.STARTED, self.load_latest)
 
+    def remove_leftovers(self, engine: Engine | None = None) -> None:
+        """Delete the temporary files an interrupted checkpoint write left in ``save_dir``."""
+        if self.save_dir.is_dir():
+            for path in self.save_dir.iterdir():
+                if path.is_file() and _LEFTOVER.match(path.name):
+                    logger.warning(f"removing {path}, left by an interrupted checkpoint write")
+                    path.unlink()
+
+    def prune(self, engine: Engine | None = None) -> None:
+        """Keep the newest ``n_saved`` checkpoints of ``save_dir``, earlier runs' included."""
+        for path in _checkpoints(self.save_dir)[self.n_saved :]:
+            path.unlink(missing_ok=True)
+
     def load_latest(self, engine: Engine | None = None) -> None:
-        path = latest_checkpoint(self.save_dir)
+        state = path = None
+        for candidate in _checkpoints(self.save_dir):
+            try:
+                state = torch.load(candidate, map_location="cpu", weights_only=True)
+                path = candidate
+                break
+            except Exception as error:  # noqa: BLE001 - truncated, corrupt or refused: try the one before
+                logger.warning(f"checkpoint {candidate} cannot be loaded ({type(error).__name__}: {str(error).splitlines()[0]}); trying the one before it")
         if path is None:
+            if _checkpoints(self.save_dir):
+                raise RuntimeError(f"no checkpoint in {self.save_dir} can be loaded (see the warnings); move them away to start afresh.")
             return
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as error:
-            raise RuntimeError(f"checkpoint {path} cannot be read ({error}); delete it to start afresh.") from error
         present = {name: value for name, value in self.save_dict.items() if name in state}
         if len(present) < len(self.save_dict):
             logger.warning(f"checkpoint {path} holds no {sorted(set(self.save_dict) - set(present))}: they start afresh.")

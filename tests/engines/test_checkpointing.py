@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import torch
 
@@ -47,8 +49,9 @@ def test_catnet_encoder_from_a_trained_prototype_baseline(tmp_path):
     assert isinstance(baseline.network, ALPNet)
 
 
-def _training_run(run_dir, max_epochs, with_evaluator=True):
-    """A real MONAI trainer (3 iterations an epoch) validated every epoch, checkpointed by ResumableCheckpointing."""
+def _training_run(run_dir, max_epochs, with_evaluator=True, dropout=False, losses=None):
+    """A real MONAI trainer (3 iterations an epoch) validated every epoch, checkpointed by ResumableCheckpointing;
+    with ``dropout`` the network draws from torch's global generator; ``losses`` collects {iteration: loss}."""
     from monai.engines import SupervisedEvaluator, SupervisedTrainer
     from monai.handlers import PeakSignalToNoiseRatio, ValidationHandler, from_engine
 
@@ -56,6 +59,8 @@ def _training_run(run_dir, max_epochs, with_evaluator=True):
 
     torch.manual_seed(0)
     network = torch.nn.Conv3d(1, 1, 3, padding=1)
+    if dropout:
+        network = torch.nn.Sequential(network, torch.nn.Dropout(0.5))
     data = [{"image": torch.rand(1, 1, 8, 8, 8), "label": torch.rand(1, 1, 8, 8, 8)} for _ in range(3)]
     optimizer = torch.optim.Adam(network.parameters(), 1e-2)
     psnr = PeakSignalToNoiseRatio(max_val=1.0, output_transform=from_engine(["pred", "label"]))
@@ -67,6 +72,10 @@ def _training_run(run_dir, max_epochs, with_evaluator=True):
     if with_evaluator:
         save_dict["evaluator"] = evaluator
     ResumableCheckpointing(run_dir, save_dict).attach(trainer)
+    if losses is not None:
+        from ignite.engine import Events
+
+        trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.update({e.state.iteration: float(e.state.output[0]["loss"])}))
     return trainer, evaluator, network
 
 
@@ -105,3 +114,47 @@ def test_a_resumed_evaluator_keeps_its_best_metric(tmp_path, caplog):
         trainer.run()
     assert "holds no ['evaluator']: they start afresh" in caplog.text
     assert evaluator.state.best_metric_epoch == -1
+
+
+def test_resume_draws_the_same_random_numbers_as_the_uninterrupted_run(tmp_path):
+    """With dropout, every loss after the resume equals the uninterrupted run's at the same iteration."""
+    straight = {}
+    trainer, _, _ = _training_run(tmp_path / "straight", max_epochs=4, dropout=True, losses=straight)
+    trainer.run()
+    interrupted = {}
+    trainer, _, _ = _training_run(tmp_path / "interrupted", max_epochs=2, dropout=True, losses=interrupted)
+    trainer.run()
+    torch.rand(100)  # whatever the process draws between the two runs
+    trainer, _, _ = _training_run(tmp_path / "interrupted", max_epochs=4, dropout=True, losses=interrupted)
+    trainer.run()
+    assert sorted(interrupted) == list(range(1, 13))
+    assert [interrupted[i] for i in range(7, 13)] == [straight[i] for i in range(7, 13)]
+
+
+def test_a_truncated_latest_checkpoint_falls_back_to_the_one_before(tmp_path, caplog):
+    trainer, _, _ = _training_run(tmp_path, max_epochs=2)
+    trainer.run()
+    latest = tmp_path / "checkpoint_6.pt"
+    latest.write_bytes(latest.read_bytes()[:100])
+    (tmp_path / "tmpab12cd34").write_bytes(b"half a checkpoint")  # an interrupted write
+    trainer, _, _ = _training_run(tmp_path, max_epochs=3)
+    with caplog.at_level("WARNING", logger="monai_fewshot.engines.checkpointing"):
+        trainer.run()
+    assert "checkpoint_6.pt cannot be loaded" in caplog.text and "tmpab12cd34" in caplog.text
+    assert (trainer.state.iteration, trainer.state.epoch) == (9, 3)  # resumed at iteration 3, trained epochs 2 and 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_6.pt", "checkpoint_9.pt"]  # newest 2, rewritten
+
+
+def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, caplog):
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    tmp_path.mkdir(exist_ok=True)
+    torch.save({"trainer": Payload()}, tmp_path / "checkpoint_999.pt")
+    trainer, _, _ = _training_run(tmp_path, max_epochs=1)
+    with caplog.at_level("WARNING", logger="monai_fewshot.engines.checkpointing"):
+        with pytest.raises(RuntimeError, match="no checkpoint in .* can be loaded"):
+            trainer.run()
+    assert not (tmp_path / "pwned").exists()
+    assert "checkpoint_999.pt cannot be loaded (UnpicklingError" in caplog.text
