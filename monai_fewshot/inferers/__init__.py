@@ -8,6 +8,6 @@ from monai_fewshot.inferers.intensity_likelihood import IntensityLikelihood
 from monai_fewshot.inferers.painted_volume import confidence_path, propagation_report, segment_painted_volume
 from monai_fewshot.inferers.propagation import Propagation, StopRule, propagate_annotation
 from monai_fewshot.inferers.slice_inferer import FewShotSliceInferer, chunk_assignment, nearest_assignment
-from monai_fewshot.inferers.volume_segmentation import segment_volumes
+from monai_fewshot.inferers.volume_segmentation import output_names, segment_volumes
 from monai_fewshot.inferers.restoration_methods import NetworkRestorer, restoration_baselines
 from monai_fewshot.inferers.volume_restoration import intensity_range, restore_volume

@@ -15,15 +15,33 @@ from monai_fewshot.data.protocol import support_slices
 from monai_fewshot.inferers.slice_inferer import FewShotSliceInferer, chunk_assignment
 from monai_fewshot.utils import atomic_path
 
-__all__ = ["segment_volumes"]
+__all__ = ["output_names", "segment_volumes"]
 
 
-def _output_name(query: Path) -> str:
-    stem = query.name
+def _stem(query: Path) -> str:
+    name = query.name
     for suffix in (".nii.gz", ".nii"):
-        if stem.endswith(suffix):
-            stem = stem[: -len(suffix)]
-    return f"{stem}_seg.nii.gz"
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def output_names(queries: Sequence[Path]) -> list[str]:
+    """``<query name>_seg.nii.gz`` per query; queries of one name in different folders get as many parent folder
+    names in front as make them differ (``a/img.nii.gz``, ``b/img.nii.gz`` -> ``a_img_seg.nii.gz``, ``b_img_seg.nii.gz``).
+
+    Raises:
+        ValueError: one file given twice.
+    """
+    resolved = [Path(q).resolve() for q in queries]
+    if len(set(resolved)) < len(resolved):
+        raise ValueError(f"a query volume is given twice in {[str(q) for q in queries]}.")
+    depth = 0
+    while True:
+        names = ["_".join([*q.parent.parts[len(q.parent.parts) - depth :], _stem(q)]) if depth else _stem(q) for q in resolved]
+        if len(set(names)) == len(names):
+            return [f"{name}_seg.nii.gz" for name in names]
+        depth += 1
 
 
 @torch.no_grad()
@@ -42,8 +60,9 @@ def segment_volumes(
 
     The support volume's slices holding ``class_value`` are cut into ``n_chunks`` thirds and the middle slice
     of each becomes a support; each query volume's axial slices are cut into as many consecutive chunks and
-    chunk j is predicted from support j. Every input is checked before anything is written; each mask is
-    written atomically as ``<query name>_seg.nii.gz`` (uint8, 1 = class) with the query's affine and header.
+    chunk j is predicted from support j. Every input is read and checked before anything is written; each mask
+    is written atomically as ``<query name>_seg.nii.gz`` (uint8, 1 = class; :func:`output_names` keeps the
+    names of same-named queries apart) with the query's affine and header.
 
     Args:
         network: ``network(query, support, support_mask)`` returning logits or an output with ``.logits``.
@@ -70,7 +89,8 @@ def segment_volumes(
     support_images = torch.from_numpy(np.moveaxis(support.image[..., positions], -1, 0).copy())  # (N, C, H, W)
     support_masks = torch.from_numpy(np.moveaxis(support.label[..., positions] == class_value, -1, 0).copy())
     support_masks = support_masks[:, None].float()
-    headers = []
+    names = output_names(queries)
+    headers, volumes = [], []
     for query in queries:
         header = nib.load(str(query))
         if tuple(header.shape[:2]) != tuple(support.image.shape[1:3]):
@@ -79,11 +99,11 @@ def segment_volumes(
                 f"{tuple(support.image.shape[1:3])}: resample them to one grid first."
             )
         headers.append(header)
+        volumes.append(load_volume(VolumeRecord("query", query), load_label=False))  # every voxel read before any write
     network = network.to(device).eval()
     inferer = FewShotSliceInferer(batch_size=batch_size)
     written = []
-    for query, header in zip(queries, headers):
-        volume = load_volume(VolumeRecord("query", query), load_label=False)
+    for volume, header, name in zip(volumes, headers, names):
         depth = volume.image.shape[-1]
         assignment = chunk_assignment(depth, np.arange(depth), n_chunks)
         logits = inferer(
@@ -92,7 +112,7 @@ def segment_volumes(
         mask = (logits[0] > 0).cpu().numpy().astype(np.uint8)
         image = nib.Nifti1Image(mask, header.affine, header.header)
         image.set_data_dtype(np.uint8)
-        target = Path(output_dir) / _output_name(query)
+        target = Path(output_dir) / name
         with atomic_path(target) as tmp:
             nib.save(image, str(tmp))
         written.append(target)

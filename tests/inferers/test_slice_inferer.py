@@ -49,3 +49,42 @@ def test_bad_arguments():
         inferer(volume, SupportIndexNet(), torch.zeros(1, 1, 5, 4), mask, [0, 0, 0])
     with pytest.raises(ValueError, match=r"\(C, X, Y, Z\)"):
         inferer(volume[0], SupportIndexNet(), support, mask, [0, 0, 0])
+
+
+def test_output_names_keep_same_named_queries_apart(tmp_path):
+    from pathlib import Path
+
+    from monai_fewshot.inferers import output_names
+
+    assert output_names([Path("x/image_2.nii.gz"), Path("x/image_3.nii")]) == ["image_2_seg.nii.gz", "image_3_seg.nii.gz"]
+    assert output_names([tmp_path / "a" / "img.nii.gz", tmp_path / "b" / "img.nii.gz"]) == ["a_img_seg.nii.gz", "b_img_seg.nii.gz"]
+    assert output_names([tmp_path / "p" / "a" / "img.nii.gz", tmp_path / "q" / "a" / "img.nii.gz"]) == [
+        "p_a_img_seg.nii.gz", "q_a_img_seg.nii.gz"]
+    with pytest.raises(ValueError, match="given twice"):
+        output_names([tmp_path / "img.nii.gz", tmp_path / "." / "img.nii.gz"])
+
+
+def test_segment_volumes_reads_every_query_before_writing(tmp_path):
+    """Queries [good, truncated]: the truncated one fails and nothing is written, not even the good one's mask."""
+    import nibabel as nib
+
+    from monai_fewshot.inferers import segment_volumes
+
+    class Copy(torch.nn.Module):
+        def forward(self, query, support, mask):
+            return mask[:, 0] * 2 - 1
+
+    image = np.random.default_rng(0).normal(size=(16, 16, 6)).astype(np.float32)
+    label = np.zeros((16, 16, 6), np.uint8)
+    label[4:10, 4:10, 1:5] = 1
+    for name, array in (("support", image), ("support_label", label), ("good", image)):
+        nib.save(nib.Nifti1Image(array, np.eye(4)), tmp_path / f"{name}.nii.gz")
+    raw = (tmp_path / "good.nii.gz").read_bytes()
+    (tmp_path / "cut.nii.gz").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(Exception, match="cut.nii.gz"):
+        segment_volumes(Copy(), tmp_path / "support.nii.gz", tmp_path / "support_label.nii.gz", 1,
+                        [tmp_path / "good.nii.gz", tmp_path / "cut.nii.gz"], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    written = segment_volumes(Copy(), tmp_path / "support.nii.gz", tmp_path / "support_label.nii.gz", 1,
+                              [tmp_path / "good.nii.gz"], tmp_path / "out")
+    assert [p.name for p in written] == ["good_seg.nii.gz"] and np.asanyarray(nib.load(written[0]).dataobj).sum() > 0
