@@ -228,9 +228,13 @@ def test_painting_the_suggested_slice_and_running_again(server, whole_volume, ca
         ("unknown image", 404, "not in the datastore"),
         ("label of another shape", 400, "does not match the image shape"),
         ("unknown model", 404, "unknown model"),
+        ("server path as image", 404, "not in the datastore"),
+        ("nifti outside the datastore", 404, "not in the datastore"),
+        ("client-set support path", 400, "support_image_path is set by the server"),
+        ("label named as a server path", 400, "label must be the label map uploaded with the request"),
     ],
 )
-def test_bad_requests_get_4xx_and_the_server_keeps_serving(server, case, request_kind, status, message):
+def test_bad_requests_get_4xx_and_the_server_keeps_serving(server, case, chaos_dir, request_kind, status, message):
     base, painted, affine = server["base"], case["painted"], case["image"].affine
     if request_kind == "no label":
         answer = infer(base, "chaos_1")
@@ -240,6 +244,14 @@ def test_bad_requests_get_4xx_and_the_server_keeps_serving(server, case, request
         answer = infer(base, "no_such_image", painted, affine)
     elif request_kind == "label of another shape":
         answer = infer(base, "chaos_1", painted[:, :, :-1], affine)
+    elif request_kind == "server path as image":
+        answer = infer(base, "/etc/passwd", painted, affine)
+    elif request_kind == "nifti outside the datastore":
+        answer = infer(base, str(chaos_dir / "image_2.nii.gz"), painted, affine)
+    elif request_kind == "client-set support path":
+        answer = infer(base, "chaos_1", painted, affine, {"support_image_path": str(chaos_dir / "image_2.nii.gz")})
+    elif request_kind == "label named as a server path":
+        answer = infer(base, "chaos_1", params={"label": str(chaos_dir / "label_1.nii.gz")})
     else:
         body, content_type = _multipart({"params": (None, b"{}")})
         answer = _request(f"{base}/infer/no_such_model?image=chaos_1", body, {"Content-Type": content_type})

@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import tempfile
+from pathlib import Path
 
 from fastapi import HTTPException
 from monailabel.interfaces.app import MONAILabelApp
@@ -31,6 +34,16 @@ from monai_fewshot.apps.fewshot_label.infer import FewShotScribblesInfer
 logger = logging.getLogger(__name__)
 
 MODEL_NAME = "catnet_fewshot"
+APP_SET_KEYS = ("support_image_path", "support_label_path")  # request keys only the app sets
+_UPLOAD = re.compile(r"tmp[\w]{8}(\.[A-Za-z0-9]+)*")  # monailabel's NamedTemporaryFile for an uploaded label
+
+
+def is_upload(path) -> bool:
+    """Whether ``path`` is a file the server wrote for this request's upload (a temporary file of its own)."""
+    if not isinstance(path, str):
+        return False
+    candidate = Path(path)
+    return candidate.parent == Path(tempfile.gettempdir()) and bool(_UPLOAD.fullmatch(candidate.name))
 
 
 class FewShotLabelApp(MONAILabelApp):
@@ -58,14 +71,30 @@ class FewShotLabelApp(MONAILabelApp):
 
     def infer(self, request, datastore=None):
         """Check the request's model and image id (HTTP 404 for unknown ones, where the stock server answers 500),
-        resolve ``support_image`` to its image and final label, then run the task."""
+        refuse server paths a client names, resolve ``support_image`` to its image and final label, then run the task.
+
+        A client names images by datastore id only: a path (``image=/etc/passwd``, a NIfTI outside the studies
+        folder) is answered 404 without being opened. ``label`` must be the label map uploaded with the request
+        (the server's own temporary file), and ``support_image_path`` / ``support_label_path`` are set by the app
+        alone; a client that sets them gets a 400.
+        """
         model = request.get("model")
         if model not in self._infers:
             raise HTTPException(status_code=404, detail=f"unknown model {model!r}; this app serves {sorted(self._infers)}.")
         datastore = datastore if datastore else self.datastore()
         image = request.get("image")
-        if isinstance(image, str) and not os.path.exists(image) and not datastore.get_image_uri(image):
+        uri = datastore.get_image_uri(image) if isinstance(image, str) and image else ""
+        if not uri:
             raise HTTPException(status_code=404, detail=f"image {image!r} is not in the datastore.")
+        for key in APP_SET_KEYS:
+            if key in request:
+                raise HTTPException(
+                    status_code=400, detail=f"{key} is set by the server; name a support by its datastore id in support_image."
+                )
+        label = request.get("label")
+        if label and not is_upload(label):
+            raise HTTPException(status_code=400, detail="label must be the label map uploaded with the request, not a path on the server.")
+        request = {**request, "image": uri}
         support_id = str(request.get("support_image") or "").strip()
         if support_id:
             support_image = datastore.get_image_uri(support_id)
