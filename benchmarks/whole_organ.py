@@ -33,29 +33,13 @@ from monai.utils import optional_import
 from monai_fewshot.data import CHAOS_CLASSES, CMR_CLASSES
 from monai_fewshot.data.layout import read_folder
 from monai_fewshot.inferers import StopRule, propagate_annotation
+from monai_fewshot.metrics import copy_over_extent, middle_slice, paint_slices, volume_dice
 from monai_fewshot.utils import write_text_atomic
 
 tqdm, has_tqdm = optional_import("tqdm", name="tqdm")
 
 CLASS_MAPS = {"chaos": CHAOS_CLASSES, "cmr": CMR_CLASSES}
 DEMONS_ONLY = {"likelihood_weight": 0.0, "stop": StopRule(min_area=0.05, min_likelihood=-np.inf, max_extent=np.inf)}
-
-
-def dice(prediction: np.ndarray, truth: np.ndarray) -> float:
-    return 2 * float((prediction & truth).sum()) / max(float(prediction.sum() + truth.sum()), 1.0)
-
-
-def middle_slice(truth: np.ndarray) -> int:
-    slices = np.flatnonzero(truth.any((0, 1)))
-    middle = (slices[0] + slices[-1]) // 2
-    return int(slices[np.abs(slices - middle).argmin()])
-
-
-def painted(truth: np.ndarray, slices: list[int]) -> np.ndarray:
-    annotation = np.zeros(truth.shape, dtype=np.uint8)
-    for k in slices:
-        annotation[..., k] = truth[..., k]
-    return annotation
 
 
 def score_volume(job: tuple[str, str, str, list[int], int]) -> list[dict]:
@@ -73,25 +57,23 @@ def score_volume(job: tuple[str, str, str, list[int], int]) -> list[dict]:
         extent = np.flatnonzero(truth.any((0, 1)))
         row = {"volume": volume_id, "class": value}
         start = time.perf_counter()
-        result = propagate_annotation(volume, painted(truth, [middle]), spacing=spacing)
+        result = propagate_annotation(volume, paint_slices(truth, [middle]), spacing=spacing)
         row["seconds"] = time.perf_counter() - start
-        row["propagation"] = dice(result.mask > 0, truth)
-        row["demons propagation"] = dice(propagate_annotation(volume, painted(truth, [middle]), spacing=spacing, **DEMONS_ONLY).mask > 0, truth)
-        copy = np.zeros_like(truth)
-        copy[..., extent[0] : extent[-1] + 1] = truth[..., middle : middle + 1]
-        row["copy over true extent"] = dice(copy, truth)
+        row["propagation"] = volume_dice(result.mask > 0, truth)
+        row["demons propagation"] = volume_dice(propagate_annotation(volume, paint_slices(truth, [middle]), spacing=spacing, **DEMONS_ONLY).mask > 0, truth)
+        row["copy over true extent"] = volume_dice(copy_over_extent(truth, middle), truth)
         if shots > 1:
             suggested, chosen = [row["propagation"]], [middle]
             for _ in range(shots - 1):
                 if result.suggested_slice is not None and truth[..., result.suggested_slice].any():
                     chosen.append(result.suggested_slice)
-                    result = propagate_annotation(volume, painted(truth, chosen), spacing=spacing)
-                suggested.append(dice(result.mask > 0, truth))
+                    result = propagate_annotation(volume, paint_slices(truth, chosen), spacing=spacing)
+                suggested.append(volume_dice(result.mask > 0, truth))
             even = [row["propagation"]]
             for n in range(2, shots + 1):
                 spaced = sorted({int(round(x)) for x in np.linspace(extent[0], extent[-1], n + 2)[1:-1]})
                 spaced = [int(extent[np.abs(extent - k).argmin()]) for k in spaced]
-                even.append(dice(propagate_annotation(volume, painted(truth, spaced), spacing=spacing).mask > 0, truth))
+                even.append(volume_dice(propagate_annotation(volume, paint_slices(truth, spaced), spacing=spacing).mask > 0, truth))
             row["suggested shots"], row["even shots"] = suggested, even
         rows.append(row)
     return rows

@@ -175,6 +175,8 @@ def _segment_painted(args: argparse.Namespace) -> int:
     """The painted-slice case in this process: propagation, mask and confidence JSON written atomically."""
     import time
 
+    import numpy as np
+
     from monai_fewshot.inferers import segment_painted_volume
 
     if not (args.image and args.annotation):
@@ -186,7 +188,7 @@ def _segment_painted(args: argparse.Namespace) -> int:
         )
     except (OSError, ValueError) as error:
         raise SystemExit(f"error: {error}") from None
-    filled = [k for k, c in enumerate(result.confidence) if result.mask[..., k].any()]
+    filled = np.flatnonzero(result.mask.any((0, 1)))
     print(f"label {result.label_value}: painted slices {result.support_slices}, organ on slices {filled[0]}-{filled[-1]} "
           f"({int(result.mask.sum())} voxels) in {time.perf_counter() - start:.1f} s")
     if args.suggest:

@@ -28,7 +28,7 @@ def _read(path: Path, what: str) -> nib.Nifti1Image:
         raise FileNotFoundError(f"{what} {path} does not exist.")
     try:
         image = nib.load(str(path))
-        image.get_fdata(dtype=np.float32)  # reads the voxels now: a truncated file fails here, not later
+        image.get_fdata(dtype=np.float32)  # reads (and caches) the voxels now: a truncated file fails here, not later
     except Exception as error:  # noqa: BLE001 - any reader failure is an unreadable file
         raise ValueError(f"{what} {path} is not a readable NIfTI file ({type(error).__name__}: {error}).") from None
     if len(image.shape) != 3:
@@ -89,7 +89,7 @@ def segment_painted_volume(
     if not np.all(np.isfinite(array)):
         raise ValueError(f"image {image} holds NaN or infinite intensities.")
     result = propagate_annotation(
-        array, np.asanyarray(labels.dataobj), label_value, spacing=tuple(float(z) for z in volume.header.get_zooms()[:3])
+        array, labels.get_fdata(dtype=np.float32), label_value, spacing=tuple(float(z) for z in volume.header.get_zooms()[:3])
     )
     mask = nib.Nifti1Image(result.mask, volume.affine, volume.header)
     mask.set_data_dtype(np.uint8)
