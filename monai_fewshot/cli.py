@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
+
+from monai_fewshot.bundle_runner import DEBUG_ENV
 
 __all__ = ["main"]
 
@@ -24,15 +27,27 @@ def _bundle_dir(args: argparse.Namespace, default: str = "catnet_fewshot") -> Pa
 
 
 def _run_bundle(bundle: Path, configs: list[str], **overrides) -> int:
-    """``python -m monai.bundle run`` in a child process, so its logging and failures stay its own."""
+    """MONAI's ``bundle run`` in a child process (:mod:`monai_fewshot.bundle_runner`: failures in one line), so its
+    logging and failures stay its own. Paths are passed absolute (``--output 2024`` stays a folder, not a number).
+    SIGINT, SIGTERM and SIGHUP are forwarded to the child, which runs in its own process group, and the command
+    waits for it: stopping the command stops the run, and no trainer is left behind."""
     files = [str(bundle / "configs" / c) for c in configs]
-    command = [sys.executable, "-m", "monai.bundle", "run", "--config_file", files[0] if len(files) == 1 else repr(files),
+    command = [sys.executable, "-m", "monai_fewshot.bundle_runner", "run",
+               "--config_file", files[0] if len(files) == 1 else repr(files),
                "--meta_file", str(bundle / "configs" / "metadata.json"),
                "--logging_file", str(bundle / "configs" / "logging.conf"), "--bundle_root", str(bundle)]
     for key, value in overrides.items():
         if value is not None:
-            command += [f"--{key}", str(value)]
-    return subprocess.call(command)
+            command += [f"--{key}", str(Path(value).expanduser().resolve()) if isinstance(value, Path) else str(value)]
+    child = subprocess.Popen(command, process_group=0)
+    forwarded = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.signal(s, lambda signum, _: child.send_signal(signum)) for s in forwarded}
+    try:
+        status = child.wait()
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    return 128 - status if status < 0 else status  # killed by signal N: the shell's 128 + N
 
 
 def _dataset_overrides(args: argparse.Namespace) -> dict:
@@ -118,13 +133,36 @@ def _evaluate_overrides(args: argparse.Namespace, bundle: Path) -> dict:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    """The evaluation is written into a hidden staging folder beside ``eval_dir`` and moved in whole on
+    success: a failed run leaves an earlier evaluation as it was, and an earlier one is replaced only with
+    ``--overwrite``."""
+    import shutil
+    import tempfile
+
     bundle = _bundle_dir(args)
     overrides = _evaluate_overrides(args, bundle)
-    status = _run_bundle(bundle, ["train.json", "evaluate.json", *_overlays(args)], **overrides)
+    target = Path(overrides["eval_dir"]).resolve()
+    if target.exists() and any(target.iterdir()) and not args.overwrite:
+        raise SystemExit(f"error: {target} holds an earlier evaluation: --overwrite replaces it, --output names another "
+                         "folder.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    try:
+        status = _run_bundle(bundle, ["train.json", "evaluate.json", *_overlays(args)], **overrides | {"eval_dir": staging})
+        if status == 0:
+            earlier = target.with_name(staging.name[: -len(".partial")] + ".earlier")
+            if target.exists():
+                target.rename(earlier)
+            staging.rename(target)
+            shutil.rmtree(earlier, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     for name in dict.fromkeys((args.network, "registration", "floor")):
-        table = overrides["eval_dir"] / f"{name}_dice.md"
+        table = target / f"{name}_dice.md"
         if status == 0 and table.is_file():
             print(table.read_text())
+    if status == 0:
+        print(f"wrote the Dice tables (CSV, Markdown) and overlays to {target}")
     return status
 
 
@@ -137,14 +175,8 @@ def _compare(args: argparse.Namespace) -> int:
         name, separator, paths = item.rpartition("=")
         if not separator or not name:
             raise SystemExit(f"error: {item!r} is not NAME=CSV (e.g. CAT-Net=eval/chaos_test/catnet_dice.csv).")
-        try:
-            tables[name] = FewShotScoreTable.concatenate([FewShotScoreTable.from_csv(p) for p in paths.split(",")])
-        except (FileNotFoundError, ValueError) as error:
-            raise SystemExit(f"error: {error}") from None
-    try:
-        text = compare_tables(tables, title=args.title)
-    except ValueError as error:
-        raise SystemExit(f"error: {error}") from None
+        tables[name] = FewShotScoreTable.concatenate([FewShotScoreTable.from_csv(p) for p in paths.split(",")])
+    text = compare_tables(tables, title=args.title)
     print(text)
     if args.output:
         write_text_atomic(args.output, text)
@@ -166,9 +198,15 @@ def _segment(args: argparse.Namespace) -> int:
     overrides = {
         "support_image": Path(args.support).resolve(), "support_label": Path(args.support_label).resolve(),
         "class_value": args.class_value, "query_images": repr([str(Path(q).resolve()) for q in args.query]),
-        "output_dir": Path(args.output).resolve(), "checkpoint": args.checkpoint,
+        "output_dir": Path(args.output).resolve(), "overwrite": args.overwrite,
+        "checkpoint": Path(args.checkpoint) if args.checkpoint else None,
     }
-    return _run_bundle(bundle, ["inference.json"], **overrides)
+    status = _run_bundle(bundle, ["inference.json"], **overrides)
+    if status == 0:
+        from monai_fewshot.inferers import output_names
+
+        print("wrote " + ", ".join(str(overrides["output_dir"] / n) for n in output_names([Path(q) for q in args.query])))
+    return status
 
 
 def _segment_painted(args: argparse.Namespace) -> int:
@@ -182,12 +220,9 @@ def _segment_painted(args: argparse.Namespace) -> int:
     if not (args.image and args.annotation):
         raise SystemExit("error: the painted-slice case needs both --image and --annotation.")
     start = time.perf_counter()
-    try:
-        mask, report, result = segment_painted_volume(
-            args.image, args.annotation, args.output, args.label_value, overwrite=args.overwrite
-        )
-    except (OSError, ValueError) as error:
-        raise SystemExit(f"error: {error}") from None
+    mask, report, result = segment_painted_volume(
+        args.image, args.annotation, args.output, args.label_value, overwrite=args.overwrite
+    )
     filled = np.flatnonzero(result.mask.any((0, 1)))
     print(f"label {result.label_value}: painted slices {result.support_slices}, organ on slices {filled[0]}-{filled[-1]} "
           f"({int(result.mask.sum())} voxels) in {time.perf_counter() - start:.1f} s")
@@ -228,10 +263,7 @@ def _demo(args: argparse.Namespace) -> int:
     output = Path(args.output).resolve()
     print("one painted (middle) slice per organ -> the whole organ; TotalSegmentator's example CT and MR (shipped, "
           "Apache-2.0; reference masks are that model's output)", flush=True)
-    try:
-        table, _ = painted_slice_demo(output, volumes=args.volumes, overwrite=args.overwrite)
-    except (OSError, ValueError) as error:
-        raise SystemExit(f"error: {error}") from None
+    table, _ = painted_slice_demo(output, volumes=args.volumes, overwrite=args.overwrite)
     print("whole-volume Dice (%), every slice scored:\n" + table)
     print(f"wrote the table, CSV, JSON and one PNG overlay per organ to {output}")
     return 0
@@ -257,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Few-shot medical image segmentation for MONAI (CAT-Net) and GRL restoration. Each command wraps "
         "the bundles/catnet_fewshot MONAI bundle (restore: bundles/grl_restoration) or the library; see README.md.",
     )
+    parser.add_argument("--debug", action="store_true", help="show the traceback of a failure, not one line")
     parser.add_argument("--bundle", help="bundle folder (default: bundles/catnet_fewshot of this checkout; "
                         "bundles/grl_restoration for restore)")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -317,6 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "evaluation scores beside the floor (bundle default 2)")
     evaluate.add_argument("--output", help="folder for *_dice.csv, *_dice.md and overlays (default: bundle "
                           "eval/<dataset>[_<family>]_<split>, e.g. eval/chaos_test, eval/cmr_alpnet_test)")
+    evaluate.add_argument("--overwrite", action="store_true", help="replace an earlier evaluation in the output "
+                          "folder (default: refuse)")
     evaluate.add_argument("--split", choices=("test", "validation"), default="test", help="default test")
     evaluate.add_argument("--whole-volume", action="store_true", help="score every slice of each query volume (whole-"
                           "volume Dice: slices without the class must stay empty) instead of the protocol's labelled "
@@ -398,8 +433,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. A bad input (a missing or unreadable file, a wrong value) ends in one line naming it;
+    ``--debug`` shows the traceback, here and in the bundle's child process."""
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    if args.debug:
+        os.environ[DEBUG_ENV] = "1"
+    try:
+        return args.run(args)
+    except (OSError, ValueError, KeyError) as error:
+        if args.debug:
+            raise
+        raise SystemExit(f"error: {error}") from None  # printed on stderr, exit status 1
 
 
 if __name__ == "__main__":

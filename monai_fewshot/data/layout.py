@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from monai_fewshot.transforms.intensity import robust_zscore
+
 __all__ = [
     "CHAOS_CLASSES",
     "CMR_CLASSES",
@@ -165,12 +167,13 @@ def load_volume(
             ``ITKReader`` needs the ``itk`` package, which is not a dependency).
         orientation: axis codes for ``Orientationd`` (e.g. ``"RAS"``); None keeps the file's orientation
             (default, which is the slice geometry of the few-shot literature).
-        normalisation: ``"zscore"`` per volume (default, the lineage's), ``"minmax"`` to [0, 1], or ``"none"``.
+        normalisation: ``"zscore"`` per volume after clipping to percentiles (default: the lineage's, made robust to
+            outliers: :func:`~monai_fewshot.transforms.robust_zscore`), ``"minmax"`` to [0, 1], or ``"none"``.
         load_label: False reads the image only (self-supervised training never touches a label).
 
     Raises:
         FileNotFoundError: a file is missing.
-        ValueError: an unreadable file, image/label shape or affine mismatch, a label value not in ``classes``,
+        ValueError: an unreadable file, NaN or infinite intensities, image/label shape or affine mismatch, a label value not in ``classes``,
             an unknown ``reader`` / ``normalisation``.
     """
     if normalisation not in INTENSITY_NORMALISATIONS:
@@ -200,10 +203,13 @@ def load_volume(
         data = Orientationd(keys=keys, axcodes=orientation, labels=(("L", "R"), ("P", "A"), ("I", "S")))({"image": image, "label": label} if label is not None else {"image": image})
         image, label = data["image"], data.get("label")
         affine = np.asarray(image.affine, dtype=np.float64)
-    array = np.asarray(image, dtype=np.float32)
+    if not np.all(np.isfinite(np.asarray(image))):
+        raise ValueError(f"{record.image} holds NaN or infinite intensities.")
     if normalisation == "zscore":
-        array = (array - array.mean()) / max(float(array.std()), 1e-8)
-    elif normalisation == "minmax":
+        array = robust_zscore(np.asarray(image), name=str(record.image))
+    else:
+        array = np.asarray(image, dtype=np.float32)
+    if normalisation == "minmax":
         array = (array - array.min()) / max(float(array.max() - array.min()), 1e-8)
     label_array = None
     if label is not None:

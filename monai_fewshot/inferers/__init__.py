@@ -2,7 +2,6 @@ from monai_fewshot.inferers.annotated_slices import (
     AnnotatedSegmentation,
     choose_label_value,
     segment_from_annotated_slices,
-    zscore,
 )
 from monai_fewshot.inferers.intensity_likelihood import IntensityLikelihood
 from monai_fewshot.inferers.painted_volume import confidence_path, propagation_report, segment_painted_volume

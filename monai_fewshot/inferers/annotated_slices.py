@@ -18,8 +18,9 @@ from torch import nn
 
 from monai_fewshot.inferers.slice_inferer import FewShotSliceInferer, nearest_assignment
 from monai_fewshot.networks.utils import resize_to
+from monai_fewshot.transforms.intensity import robust_zscore
 
-__all__ = ["AnnotatedSegmentation", "choose_label_value", "segment_from_annotated_slices", "zscore"]
+__all__ = ["AnnotatedSegmentation", "choose_label_value", "segment_from_annotated_slices"]
 
 
 class AnnotatedSegmentation(NamedTuple):
@@ -29,12 +30,6 @@ class AnnotatedSegmentation(NamedTuple):
     label_value: int  # the painted value that was used as the support
     support_slices: list[int]  # indices of the annotated slices along the slicing axis
     predicted_slices: list[int]  # indices of the slices that were predicted
-
-
-def zscore(volume: torch.Tensor) -> torch.Tensor:
-    """Per-volume z-score normalisation (the same for supports and queries)."""
-    volume = volume.float()
-    return (volume - volume.mean()) / volume.std().clamp_min(1e-6)
 
 
 def choose_label_value(annotation: np.ndarray, label_value: int | None = None) -> int:
@@ -140,8 +135,8 @@ def segment_from_annotated_slices(
         scaled = positions * (depth - 1) / max(binary.shape[0] - 1, 1)
         assignment = np.abs(np.arange(depth)[:, None] - scaled[None, :]).argmin(1)
 
-    query_slices_t = zscore(query).movedim(spatial_axis, 0)  # (Z, 1, X, Y)
-    support_slices_t = zscore(support_volume).movedim(spatial_axis, 0)[positions]
+    query_slices_t = robust_zscore(query, "query volume").movedim(spatial_axis, 0)  # (Z, 1, X, Y)
+    support_slices_t = robust_zscore(support_volume, "support volume").movedim(spatial_axis, 0)[positions]
     support_masks_t = binary[positions].float()
     in_plane = tuple(query_slices_t.shape[2:])
     size = in_plane if slice_size is None else tuple(int(s) for s in slice_size)

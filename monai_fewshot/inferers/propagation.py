@@ -20,6 +20,7 @@ from monai_fewshot.inferers.annotated_slices import choose_label_value
 from monai_fewshot.inferers.intensity_likelihood import IntensityLikelihood
 from monai_fewshot.registration import demons_transform
 from monai_fewshot.registration.pairwise import numpy_array, sitk_image
+from monai_fewshot.transforms.intensity import robust_zscore
 
 __all__ = ["COARSE_ABOVE", "Propagation", "StopRule", "propagate_annotation"]
 
@@ -168,7 +169,7 @@ def propagate_annotation(
     painted = np.moveaxis(np.rint(annotation) == value, axis, -1)
     in_plane = [s for i, s in enumerate(spacing) if i != axis]
     step_mm = spacing[axis]
-    volume = (volume - volume.mean()) / max(float(volume.std()), 1e-6)
+    volume = robust_zscore(volume)
 
     supports = np.flatnonzero(painted.any((0, 1)))
     edges = np.linspace(*np.percentile(volume, [0.5, 99.5]), 49)

@@ -44,6 +44,17 @@ def output_names(queries: Sequence[Path]) -> list[str]:
         depth += 1
 
 
+def axis_codes(affine: np.ndarray) -> str:
+    """The orientation of a voxel grid as axis codes, e.g. ``"RAS"`` (nibabel's convention, which MONAI's
+    ``Orientationd`` shares)."""
+    return "".join(nib.aff2axcodes(np.asarray(affine)))
+
+
+def voxel_spacing(affine: np.ndarray) -> np.ndarray:
+    """Millimetres per voxel along each array axis."""
+    return np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(0))
+
+
 @torch.no_grad()
 def segment_volumes(
     network: nn.Module,
@@ -55,6 +66,8 @@ def segment_volumes(
     n_chunks: int = 3,
     device: str | torch.device = "cpu",
     batch_size: int = 8,
+    overwrite: bool = False,
+    spacing_tolerance: float = 0.1,
 ) -> list[Path]:
     """1-way segmentation of whole query volumes, the protocol's way, without the query's labels.
 
@@ -63,6 +76,11 @@ def segment_volumes(
     chunk j is predicted from support j. Every input is read and checked before anything is written; each mask
     is written atomically as ``<query name>_seg.nii.gz`` (uint8, 1 = class; :func:`output_names` keeps the
     names of same-named queries apart) with the query's affine and header.
+
+    A query stored in another orientation than the support (axis codes, e.g. ``LPS`` against ``RAS``) is
+    read in the support's (MONAI ``Orientationd``) and its mask is written back in the query's own. Slices of
+    another in-plane size, or an in-plane spacing more than ``spacing_tolerance`` apart, are refused: the
+    network compares support and query pixel for pixel.
 
     Args:
         network: ``network(query, support, support_mask)`` returning logits or an output with ``.logits``.
@@ -73,6 +91,8 @@ def segment_volumes(
         n_chunks: supports taken from the support volume. Defaults to 3.
         device: inference device.
         batch_size: query slices per forward pass.
+        overwrite: replace masks that exist already (default False: refuse before anything is written).
+        spacing_tolerance: largest relative difference of in-plane spacing between support and query.
 
     Returns:
         the written paths, in the order of ``query_images``.
@@ -90,26 +110,48 @@ def segment_volumes(
     support_masks = torch.from_numpy(np.moveaxis(support.label[..., positions] == class_value, -1, 0).copy())
     support_masks = support_masks[:, None].float()
     names = output_names(queries)
+    existing = [str(Path(output_dir) / name) for name in names if (Path(output_dir) / name).exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{', '.join(existing)} exist(s) already: choose another output folder or overwrite.")
+    codes = axis_codes(support.affine)
     headers, volumes = [], []
     for query in queries:
-        header = nib.load(str(query))
-        if tuple(header.shape[:2]) != tuple(support.image.shape[1:3]):
+        try:
+            header = nib.load(str(query))
+        except Exception as error:  # nibabel raises ImageFileError, EOFError, OSError, ...: name the file once
+            raise ValueError(f"cannot read {query} as NIfTI: {type(error).__name__}: {error}") from error
+        query_codes = axis_codes(header.affine)
+        volume = load_volume(  # every voxel read before any write
+            VolumeRecord("query", query), load_label=False, orientation=codes if query_codes != codes else None
+        )
+        if tuple(volume.image.shape[1:3]) != tuple(support.image.shape[1:3]):
             raise ValueError(
-                f"{query} has in-plane size {tuple(header.shape[:2])}, the support {support_image} "
-                f"{tuple(support.image.shape[1:3])}: resample them to one grid first."
+                f"{query} has in-plane size {tuple(volume.image.shape[1:3])} in the support's orientation {codes}, "
+                f"the support {support_image} {tuple(support.image.shape[1:3])}: resample them to one grid first."
             )
-        headers.append(header)
-        volumes.append(load_volume(VolumeRecord("query", query), load_label=False))  # every voxel read before any write
+        query_spacing, support_spacing = voxel_spacing(volume.affine)[:2], voxel_spacing(support.affine)[:2]
+        if np.any(np.abs(query_spacing / support_spacing - 1) > spacing_tolerance):
+            raise ValueError(
+                f"{query} has in-plane spacing {np.round(query_spacing, 3).tolist()} mm, the support {support_image} "
+                f"{np.round(support_spacing, 3).tolist()} mm: resample the query to the support's spacing first "
+                f"(e.g. MONAI Spacingd)."
+            )
+        headers.append((header, query_codes))
+        volumes.append(volume)
     network = network.to(device).eval()
     inferer = FewShotSliceInferer(batch_size=batch_size)
     written = []
-    for volume, header, name in zip(volumes, headers, names):
+    for volume, (header, query_codes), name in zip(volumes, headers, names):
         depth = volume.image.shape[-1]
         assignment = chunk_assignment(depth, np.arange(depth), n_chunks)
         logits = inferer(
             torch.from_numpy(volume.image).to(device), network, support_images.to(device), support_masks.to(device), assignment
         )
         mask = (logits[0] > 0).cpu().numpy().astype(np.uint8)
+        if query_codes != codes:  # back to the query's own orientation
+            mask = nib.orientations.apply_orientation(
+                mask, nib.orientations.ornt_transform(nib.orientations.axcodes2ornt(codes), nib.orientations.axcodes2ornt(query_codes))
+            ).astype(np.uint8)
         image = nib.Nifti1Image(mask, header.affine, header.header)
         image.set_data_dtype(np.uint8)
         target = Path(output_dir) / name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,8 +13,10 @@ __all__ = ["atomic_path", "write_text_atomic"]
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike, mode: int = 0o644) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, mode: int | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path``, on failure it is removed.
+
+    The result gets ``mode``; None keeps the permissions of the file it replaces (0o644 for a new file).
 
     Example::
 
@@ -27,6 +30,8 @@ def atomic_path(path: str | os.PathLike, mode: int = 0o644) -> Iterator[Path]:
     os.close(handle)
     try:
         yield Path(tmp)
+        if mode is None:
+            mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o644
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     finally:

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from monai_fewshot.inferers import choose_label_value, segment_from_annotated_slices, zscore
+from monai_fewshot.inferers import choose_label_value, segment_from_annotated_slices
 
 
 class CopySupportMask(torch.nn.Module):
@@ -78,8 +78,3 @@ def test_bad_annotations(annotation, message):
     image, _ = volume_and_annotation()
     with pytest.raises(ValueError, match=message):
         segment_from_annotated_slices(image, annotation, CopySupportMask(), slice_size=None)
-
-
-def test_zscore():
-    out = zscore(torch.arange(10.0))
-    assert abs(out.mean().item()) < 1e-6 and abs(out.std().item() - 1) < 1e-6

@@ -88,3 +88,63 @@ def test_segment_volumes_reads_every_query_before_writing(tmp_path):
     written = segment_volumes(Copy(), tmp_path / "support.nii.gz", tmp_path / "support_label.nii.gz", 1,
                               [tmp_path / "good.nii.gz"], tmp_path / "out")
     assert [p.name for p in written] == ["good_seg.nii.gz"] and np.asanyarray(nib.load(written[0]).dataobj).sum() > 0
+
+
+class _CopySupport(torch.nn.Module):
+    """The floor: the support's mask as the query's logits."""
+
+    def forward(self, query, support, mask):
+        return mask[:, 0] * 2 - 1
+
+
+def _example_support(tmp_path):
+    import nibabel as nib
+
+    from monai_fewshot.data.example_volumes import example_volume
+
+    image_path, label_path = example_volume("mr")
+    image, label = nib.load(str(image_path)), nib.load(str(label_path))
+    nib.save(image, tmp_path / "support.nii.gz")
+    nib.save(nib.Nifti1Image((np.asanyarray(label.dataobj) == 5).astype(np.uint8), label.affine), tmp_path / "label.nii.gz")
+    return image
+
+
+def test_segment_volumes_reads_a_flipped_query_in_the_support_orientation(tmp_path):
+    """The same MR stored mirrored along x (another affine, the same anatomy) gets the same mask, in its own grid."""
+    import nibabel as nib
+
+    from monai_fewshot.inferers import segment_volumes
+
+    image = _example_support(tmp_path)
+    data, affine = np.asanyarray(image.dataobj), image.affine
+    flip = np.eye(4)
+    flip[0, 0], flip[0, 3] = -1, data.shape[0] - 1
+    nib.save(nib.Nifti1Image(data[::-1].copy(), affine @ flip), tmp_path / "flipped.nii.gz")
+    assert nib.aff2axcodes(affine) != nib.aff2axcodes(affine @ flip)
+    same, flipped = segment_volumes(_CopySupport(), tmp_path / "support.nii.gz", tmp_path / "label.nii.gz", 1,
+                                    [tmp_path / "support.nii.gz", tmp_path / "flipped.nii.gz"], tmp_path / "out")
+    reference, mirrored = np.asanyarray(nib.load(same).dataobj), np.asanyarray(nib.load(flipped).dataobj)
+    assert reference.sum() > 0
+    np.testing.assert_array_equal(mirrored, reference[::-1])
+    np.testing.assert_allclose(nib.load(flipped).affine, affine @ flip)
+
+
+def test_segment_volumes_refuses_another_spacing_and_existing_outputs(tmp_path):
+    import nibabel as nib
+
+    from monai_fewshot.inferers import segment_volumes
+
+    image = _example_support(tmp_path)
+    coarse = image.affine.copy()
+    coarse[:3, 0] *= 1.5
+    nib.save(nib.Nifti1Image(np.asanyarray(image.dataobj), coarse), tmp_path / "coarse.nii.gz")
+    with pytest.raises(ValueError, match=r"coarse.nii.gz has in-plane spacing .* the support .*support.nii.gz"):
+        segment_volumes(_CopySupport(), tmp_path / "support.nii.gz", tmp_path / "label.nii.gz", 1,
+                        [tmp_path / "coarse.nii.gz"], tmp_path / "out")
+    args = (_CopySupport(), tmp_path / "support.nii.gz", tmp_path / "label.nii.gz", 1, [tmp_path / "support.nii.gz"])
+    (written,) = segment_volumes(*args, tmp_path / "out")
+    written.chmod(0o600)
+    with pytest.raises(FileExistsError, match="support_seg.nii.gz exist"):
+        segment_volumes(*args, tmp_path / "out")
+    segment_volumes(*args, tmp_path / "out", overwrite=True)
+    assert written.stat().st_mode & 0o777 == 0o600  # replaced atomically, permissions kept

@@ -1,0 +1,61 @@
+"""``python -m monai_fewshot.bundle_runner run ...``: MONAI's ``python -m monai.bundle run``, whose failures end
+in one line naming the input instead of a 70-line traceback ending in "Failed to evaluate ConfigExpression".
+
+The ``monai-fewshot`` command starts its bundles through this module; ``MONAI_FEWSHOT_DEBUG=1`` (the command's
+``--debug``) lets the traceback through.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from pathlib import Path
+from types import TracebackType
+
+__all__ = ["DEBUG_ENV", "main", "user_error"]
+
+DEBUG_ENV = "MONAI_FEWSHOT_DEBUG"
+_PACKAGE = str(Path(__file__).resolve().parent)
+
+
+def _raised_here(traceback: TracebackType | None) -> bool:
+    """Whether the innermost frame of ``traceback`` is this package's code."""
+    frame = None
+    while traceback is not None:
+        frame, traceback = traceback.tb_frame, traceback.tb_next
+    return frame is not None and frame.f_code.co_filename.startswith(_PACKAGE)
+
+
+def user_error(error: BaseException) -> BaseException:
+    """The exception worth showing: along the chain of causes (MONAI wraps a failed config expression in a
+    RuntimeError ``from`` the real one), the innermost raised by this package's code, else the innermost."""
+    chain, seen = [], set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    ours = [e for e in chain if _raised_here(e.__traceback__)]
+    return (ours or chain)[-1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    import fire
+    from monai.bundle.scripts import run
+
+    # the bundles of this package are trusted code; MONAI warns on every config it evaluates
+    warnings.filterwarnings("ignore", message="parsing config_file", category=UserWarning)
+    try:
+        fire.Fire({"run": run}, command=sys.argv[1:] if argv is None else argv)
+    except Exception as error:  # noqa: BLE001 - every failure becomes one line unless debugging
+        if os.environ.get(DEBUG_ENV) == "1":
+            raise
+        shown = user_error(error)
+        print(f"error: {shown}  ({type(shown).__name__}; --debug shows the traceback)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""The command's bundle child process: one-line errors (--debug: the traceback), absolute paths, signals
+forwarded so that no run is left behind, and evaluations that replace an earlier one whole or not at all."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from monai_fewshot.cli import REPO, main
+from monai_fewshot.data.example_volumes import example_volume
+
+CATNET = REPO / "bundles" / "catnet_fewshot"
+
+
+def _command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "monai_fewshot.cli", *args]
+
+
+def _support_pair(folder: Path, organ: int = 5) -> tuple[Path, Path]:
+    """The shipped example MR and its liver (value 5) as a support volume."""
+    image, label = example_volume("mr")
+    labels = nib.load(str(label))
+    target = folder / "liver.nii.gz"
+    nib.save(nib.Nifti1Image((np.asanyarray(labels.dataobj) == organ).astype(np.uint8), labels.affine), str(target))
+    return image, target
+
+
+def _fake_bundle(folder: Path, configs: dict[str, dict]) -> Path:
+    """A bundle folder with the real metadata and logging, and the given configs."""
+    (folder / "configs").mkdir(parents=True)
+    for name in ("metadata.json", "logging.conf"):
+        shutil.copy(CATNET / "configs" / name, folder / "configs" / name)
+    for name, config in configs.items():
+        (folder / "configs" / name).write_text(json.dumps(config))
+    return folder
+
+
+def test_a_bundle_failure_is_one_line_naming_the_input(tmp_path):
+    image, liver = _support_pair(tmp_path)
+    args = ["segment", "--support", str(image), "--support-label", str(liver), "--class-value", "7", "--query",
+            str(image), "--output", str(tmp_path / "out")]
+    plain = subprocess.run(_command(*args), capture_output=True, text=True, timeout=300)
+    assert plain.returncode == 1
+    assert "Traceback" not in plain.stderr and "ConfigExpression" not in plain.stderr
+    last = plain.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "liver.nii.gz" in last and "7" in last, plain.stderr
+    debug = subprocess.run(_command("--debug", *args), capture_output=True, text=True, timeout=300)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr and "liver.nii.gz" in debug.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_relative_numeric_output_is_a_folder(tmp_path, monkeypatch):
+    """``--output 2024`` once reached the bundle as the number 2024 (TypeError); now it is ./2024."""
+    image, liver = _support_pair(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert main(["segment", "--support", str(image), "--support-label", str(liver), "--class-value", "1",
+                 "--query", str(image), "--output", "2024"]) == 0
+    mask = np.asanyarray(nib.load(str(tmp_path / "2024" / "example_mr_sm_seg.nii.gz")).dataobj)
+    truth = np.asanyarray(nib.load(str(liver)).dataobj) > 0
+    assert 2 * (mask.astype(bool) & truth).sum() / (mask.sum() + truth.sum()) > 0.3
+
+
+def test_sigterm_stops_the_bundle_child(tmp_path):
+    """SIGTERM to ``monai-fewshot`` reaches the bundle run it started: nothing is left running."""
+    pid_file = tmp_path / "child.pid"
+    bundle = _fake_bundle(tmp_path / "bundle", {"inference.json": {
+        "imports": ["$import os", "$import time"],
+        "run": [f"$open({str(pid_file)!r}, 'w').write(str(os.getpid()))", "$time.sleep(300)"],
+    }})
+    parent = subprocess.Popen(_command("--bundle", str(bundle), "segment", "--support", "s.nii.gz", "--support-label",
+                                       "l.nii.gz", "--class-value", "1", "--query", "q.nii.gz", "--output", str(tmp_path)))
+    deadline = time.monotonic() + 120
+    while not (pid_file.is_file() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    child = int(pid_file.read_text())
+    parent.send_signal(signal.SIGTERM)
+    assert parent.wait(timeout=60) == 128 + signal.SIGTERM
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)
+
+
+def _evaluation_bundle(folder: Path, fail: bool) -> Path:
+    write = "$open(@eval_dir + '/registration_dice.md', 'w').write('new table')"
+    return _fake_bundle(folder, {
+        "train.json": {"eval_dir": "unset"},
+        "evaluate.json": {"run": ["$1 / 0" if fail else write]},
+        "registration.json": {},
+    })
+
+
+def test_evaluate_replaces_an_earlier_evaluation_whole_or_not_at_all(tmp_path):
+    output = tmp_path / "eval"
+    output.mkdir()
+    (output / "registration_dice.md").write_text("old table")
+    (output / "registration_dice.csv").write_text("old scores")
+    args = ["evaluate", "--network", "registration", "--data", str(tmp_path), "--output", str(output)]
+    with pytest.raises(SystemExit, match="holds an earlier evaluation: --overwrite"):
+        main(["--bundle", str(_evaluation_bundle(tmp_path / "ok", fail=False)), *args])
+    assert main(["--bundle", str(_evaluation_bundle(tmp_path / "bad", fail=True)), *args, "--overwrite"]) == 1
+    assert sorted(p.name for p in output.iterdir()) == ["registration_dice.csv", "registration_dice.md"]
+    assert (output / "registration_dice.md").read_text() == "old table"
+    assert main(["--bundle", str(tmp_path / "ok"), *args, "--overwrite"]) == 0
+    assert sorted(p.name for p in output.iterdir()) == ["registration_dice.md"]
+    assert (output / "registration_dice.md").read_text() == "new table"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad", "eval", "ok"]  # no staging folder left
