@@ -8,7 +8,7 @@
 # Everything comes through pip from the configured package index (PyPI); nothing else is downloaded.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-VENV="${1:-${MONAI_FEWSHOT_LABEL_VENV:-$REPO/.venv-label}}"
+VENV="$(realpath -m "${1:-${MONAI_FEWSHOT_LABEL_VENV:-$REPO/.venv-label}}")"  # absolute: it is written into a .pth
 PYTHON="${PYTHON:-python3}"
 PINS=(torch==2.14.1 torchvision==0.29.1 monailabel==0.8.5 monai==1.6.1 "pydicom<3" "pynetdicom<3" "dicomweb-client<0.60"
       "jsonschema<4")  # pydicom-seg (monailabel's) needs jsonschema<4; the app does not use jsonschema
@@ -17,7 +17,7 @@ WANT="$(cat "${BASH_SOURCE[0]}" "$REPO/pyproject.toml" | sha256sum | cut -c1-16)
 
 works() {
     [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] \
-        && "$VENV/bin/python" -c "import torchvision, monailabel.interfaces.app, monai_fewshot.inferers" 2>/dev/null
+        && (cd / && "$VENV/bin/python" -c "import torchvision, monailabel.interfaces.app, monai_fewshot.inferers") 2>/dev/null
 }
 
 if works; then
@@ -57,6 +57,6 @@ echo "$VENV/src" > "$SITE/monai_fewshot_src.pth"
 # pip 24.1+ stops `pip check` at itk 5.4's malformed wheel tag ("itk-5.4.7-cp311-abi3-..."); 24.0 checks it
 "${PIP[@]}" install "pip==24.0"
 "$VENV/bin/python" -m pip check
-"$VENV/bin/python" -c "import torchvision, monailabel.interfaces.app, monai_fewshot.inferers"
+(cd / && "$VENV/bin/python" -c "import torchvision, monailabel.interfaces.app, monai_fewshot.inferers")  # from elsewhere: the .pth, not the cwd
 echo "$WANT" > "$STAMP"
 echo "MONAI Label environment ready: $VENV"

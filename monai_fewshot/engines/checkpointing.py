@@ -49,8 +49,14 @@ def _network_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist.")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    return state.get("network", state) if isinstance(state, dict) else state
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated, not a torch file, or a pickle that needs arbitrary code: name the file
+        reason = (str(error).strip() or "empty or truncated").splitlines()[0]
+        raise ValueError(f"checkpoint {path} cannot be loaded as weights ({type(error).__name__}: {reason}).") from error
+    if not isinstance(state, dict):
+        raise ValueError(f"checkpoint {path} holds a {type(state).__name__}, not a state dict.")
+    return state.get("network", state)
 
 
 def _first_mismatch(error: RuntimeError) -> str:
@@ -63,7 +69,8 @@ def load_network_weights(network: torch.nn.Module, path: str | os.PathLike) -> t
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: the weights belong to another architecture or configuration.
+        ValueError: ``path`` is not a weights file (truncated, foreign, or a pickle of code), or the weights belong
+            to another architecture or configuration.
     """
     state = _network_state(path)
     try:

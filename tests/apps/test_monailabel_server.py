@@ -111,7 +111,8 @@ def server(chaos_dir, tmp_path_factory):
     command += ["--studies", str(studies), "--conf", "zoo_source", "github", "--host", "127.0.0.1", "--port", str(port)]
     if CHECKPOINT.is_file():
         command += ["--conf", "checkpoint", str(CHECKPOINT)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    uploads = tmp_path_factory.mktemp("server_tmp")  # the server's TMPDIR: where monailabel writes uploads
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "TMPDIR": str(uploads)}
     log_path = tmp_path_factory.mktemp("server") / "server.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=log_path.parent)
@@ -130,7 +131,9 @@ def server(chaos_dir, tmp_path_factory):
             if time.monotonic() > deadline:
                 pytest.fail(f"server not up after {START_TIMEOUT} s:\n{log_path.read_text()[-4000:]}")
             time.sleep(2)
-        yield {"base": base, "info": json.loads(body), "studies": studies, "log": log_path}
+        started = set(uploads.iterdir())  # the server's own files (its logging config)
+        yield {"base": base, "info": json.loads(body), "studies": studies, "log": log_path, "tmp": uploads,
+               "started": started, "pid": process.pid}
     finally:
         os.kill(process.pid, signal.SIGTERM)
         try:
@@ -226,12 +229,21 @@ def test_painting_the_suggested_slice_and_running_again(server, whole_volume, ca
         ("no label", 400, "no label map"),
         ("empty label", 400, "no painted voxels"),
         ("unknown image", 404, "not in the datastore"),
-        ("label of another shape", 400, "does not match the image shape"),
+        ("label of another shape", 400, "the label has shape"),
         ("unknown model", 404, "unknown model"),
         ("server path as image", 404, "not in the datastore"),
         ("nifti outside the datastore", 404, "not in the datastore"),
         ("client-set support path", 400, "support_image_path is set by the server"),
-        ("label named as a server path", 400, "label must be the label map uploaded with the request"),
+        ("label named as a server path", 400, "label is set by the server"),
+        ("malformed params", 400, "params must be a JSON object"),
+        ("params as a list", 400, "params must be a JSON object, got list"),
+        ("image file upload", 400, "file is set by the server"),
+        ("upload over the size limit", 413, "more than this endpoint takes"),
+        ("upload without a length", 411, "Content-Length"),
+        ("label declaring a huge grid", 400, "more than the server reads"),
+        ("tag leaving the studies folder", 400, "tag '../../../escaped' must be a plain name"),
+        ("label for an unknown image", 404, "not in the datastore"),
+        ("image id leaving the studies folder", 400, "image '../../escaped_image' must be a plain name"),
     ],
 )
 def test_bad_requests_get_4xx_and_the_server_keeps_serving(server, case, chaos_dir, request_kind, status, message):
@@ -252,15 +264,149 @@ def test_bad_requests_get_4xx_and_the_server_keeps_serving(server, case, chaos_d
         answer = infer(base, "chaos_1", painted, affine, {"support_image_path": str(chaos_dir / "image_2.nii.gz")})
     elif request_kind == "label named as a server path":
         answer = infer(base, "chaos_1", params={"label": str(chaos_dir / "label_1.nii.gz")})
+    elif request_kind in BAD_UPLOADS:
+        answer = BAD_UPLOADS[request_kind](base, painted, affine)
     else:
         body, content_type = _multipart({"params": (None, b"{}")})
         answer = _request(f"{base}/infer/no_such_model?image=chaos_1", body, {"Content-Type": content_type})
     code, _, body = answer
     assert code == status, body[:2000]
     assert message in json.loads(body)["detail"]
+    assert not _leftovers(server), "a refused upload was left in the server's TMPDIR"
+    assert not list(server["studies"].parent.parent.glob("**/escaped*")), "a file was written outside the studies"
     # the next request is served
     code, _, body = infer(base, "chaos_1", painted, affine)
     assert code == 200, body[:2000]
+
+
+def _label_upload(params: bytes = b"{}", label: bytes | None = None, **extra: tuple[str | None, bytes]):
+    fields = {"params": (None, params), **({"label": ("label.nii.gz", label)} if label is not None else {}), **extra}
+    return _multipart(fields)
+
+
+def _post(url: str, fields: tuple[bytes, str], method: str = "POST"):
+    body, content_type = fields
+    return _request(url, body, {"Content-Type": content_type}, method=method)
+
+
+def _painted_upload(painted, affine) -> bytes:
+    return gzip.compress(nib.Nifti1Image(painted.astype(np.uint8), affine).to_bytes())
+
+
+def _huge_grid_label() -> bytes:
+    """About 1 MB of gzip that declares a 1024^3 uint8 label map (a decompression bomb for a reader that trusts it)."""
+    header = nib.Nifti1Header()
+    header.set_data_shape((1024, 1024, 1024))
+    header.set_data_dtype(np.uint8)
+    stream = io.BytesIO()
+    with gzip.GzipFile(fileobj=stream, mode="wb") as out:
+        out.write(header.binaryblock + b"\0" * 4)  # vox_offset 352
+        zeros = bytes(2**24)
+        for _ in range(64):
+            out.write(zeros)
+    return stream.getvalue()
+
+
+def _raw_upload(base: str, body: bytes, content_type: str, length: int | None):
+    """POST ``body`` to the infer endpoint declaring ``length`` bytes (None: chunked, no Content-Length); only the
+    first 64 kB are sent before the answer is read, as a client does whose upload the server refuses unread."""
+    import http.client
+
+    host, port = base.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=120)
+    connection.putrequest("POST", f"/infer/{MODEL}?image=chaos_1")
+    connection.putheader("Content-Type", content_type)
+    if length is None:
+        connection.putheader("Transfer-Encoding", "chunked")
+        connection.endheaders()
+        connection.send(b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+    else:
+        connection.putheader("Content-Length", str(length))
+        connection.endheaders()
+        connection.send(body[: 2**16])
+    response = connection.getresponse()
+    answer = response.status, response.getheader("content-type", ""), response.read()
+    connection.close()
+    return answer
+
+
+def _without_length(base: str, painted, affine):
+    body, content_type = _label_upload(label=_painted_upload(painted, affine))
+    return _raw_upload(base, body, content_type, None)
+
+
+def _over_the_limit(base: str, painted, affine):
+    body, content_type = _label_upload(label=os.urandom(2**17))
+    return _raw_upload(base, body, content_type, 65 * 2**20)
+
+
+BAD_UPLOADS = {
+    "malformed params": lambda base, painted, affine: _post(f"{base}/infer/{MODEL}?image=chaos_1",
+                                                            _label_upload(b"{not json", _painted_upload(painted, affine))),
+    "params as a list": lambda base, painted, affine: _post(f"{base}/infer/{MODEL}?image=chaos_1",
+                                                            _label_upload(b"[1, 2]", _painted_upload(painted, affine))),
+    "image file upload": lambda base, painted, affine: _post(
+        f"{base}/infer/{MODEL}?image=chaos_1",
+        _label_upload(label=_painted_upload(painted, affine), file=("image.nii.gz", _painted_upload(painted, affine)))),
+    "upload over the size limit": _over_the_limit,
+    "upload without a length": _without_length,
+    "label declaring a huge grid": lambda base, painted, affine: _post(f"{base}/infer/{MODEL}?image=chaos_1",
+                                                                       _label_upload(label=_huge_grid_label())),
+    "tag leaving the studies folder": lambda base, painted, affine: _post(
+        f"{base}/datastore/label?image=chaos_1&tag=../../../escaped", _label_upload(label=_painted_upload(painted, affine)),
+        method="PUT"),
+    "label for an unknown image": lambda base, painted, affine: _post(
+        f"{base}/datastore/label?image=no_such_image&tag=final", _label_upload(label=_painted_upload(painted, affine)),
+        method="PUT"),
+    "image id leaving the studies folder": lambda base, painted, affine: _post(
+        f"{base}/datastore/?image=../../escaped_image",
+        _multipart({"file": ("escaped.nii.gz", _painted_upload(painted, affine))}), method="PUT"),
+}
+
+
+def _leftovers(server) -> list[str]:
+    """Files in the server's TMPDIR that were not there when it had started."""
+    return sorted(p.name for p in set(server["tmp"].iterdir()) - server["started"])
+
+
+def _resident_gb(pid: int) -> float:
+    """Peak resident memory of the server process so far (VmHWM), in GB."""
+    return int(re.search(r"VmHWM:\s+(\d+)", Path(f"/proc/{pid}/status").read_text()).group(1)) / 2**20
+
+
+def test_fault_and_load(server, case):
+    """20 sequential and 4 concurrent valid requests, each bad request in between: 4xx for every bad one, a mask for
+    every valid one, no upload left in TMPDIR or outside the studies, resident memory below 2.5 GB."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    base, painted, affine = server["base"], case["painted"], case["image"].affine
+    bad = list(BAD_UPLOADS.items())
+    latencies = []
+
+    def valid() -> float:
+        start = time.perf_counter()
+        code, content_type, body = infer(base, "chaos_1", painted, affine)
+        assert code == 200, body[:2000]
+        mask = np.asanyarray(nib.load(_write(server["log"].parent / f"load_{uuid.uuid4().hex}.nii.gz",
+                                             _parts(content_type, body)["image"])).dataobj)
+        assert mask.shape == painted.shape and mask[..., case["slice"]].sum() == painted[..., case["slice"]].sum()
+        return time.perf_counter() - start
+
+    for index in range(20):
+        latencies.append(valid())
+        name, send = bad[index % len(bad)]
+        code, _, body = send(base, painted, affine)
+        assert 400 <= code < 500, f"{name}: {code} {body[:500]}"
+    with ThreadPoolExecutor(4) as pool:
+        latencies += list(pool.map(lambda _: valid(), range(4)))
+    time.sleep(1)  # monailabel removes a served request's uploads after the response
+    assert not _leftovers(server), _leftovers(server)
+    assert not list(server["studies"].parent.parent.glob("**/escaped*"))
+    peak = _resident_gb(server["pid"])
+    p50, p95 = np.percentile(latencies, [50, 95])
+    print(f"\nfault and load: {len(latencies)} valid requests, p50 {p50:.2f} s, p95 {p95:.2f} s; "
+          f"{20} bad requests answered 4xx; server peak resident memory {peak:.2f} GB")
+    assert peak < 2.5
 
 
 def test_support_from_another_datastore_image(server, chaos_dir):

@@ -158,3 +158,16 @@ def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, caplog):
             trainer.run()
     assert not (tmp_path / "pwned").exists()
     assert "checkpoint_999.pt cannot be loaded (UnpicklingError" in caplog.text
+
+
+@pytest.mark.parametrize("content", [b"", b"\x80\x04junk" + bytes(64), b"not a checkpoint at all"])
+def test_weights_that_cannot_be_loaded_name_the_file(tmp_path, content):
+    from monai_fewshot.engines import load_network_weights
+
+    path = tmp_path / "model.pt"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=f"checkpoint {path} cannot be loaded as weights"):
+        load_network_weights(torch.nn.Linear(2, 2), path)
+    torch.save([torch.ones(1)], path)
+    with pytest.raises(ValueError, match=f"checkpoint {path} holds a list, not a state dict"):
+        load_network_weights(torch.nn.Linear(2, 2), path)

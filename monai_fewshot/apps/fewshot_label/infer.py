@@ -27,7 +27,7 @@ from monai_fewshot.engines import load_network_weights
 from monai_fewshot.inferers import propagate_annotation, segment_from_annotated_slices
 from monai_fewshot.networks import catnet_light
 
-__all__ = ["FewShotScribblesInfer", "load_network", "read_volume"]
+__all__ = ["MAX_VOXELS", "FewShotScribblesInfer", "load_network", "read_volume"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,16 +53,39 @@ def load_network(checkpoint: str | None, seed: int = 0) -> tuple[torch.nn.Module
     return network.eval(), f"checkpoint {os.path.abspath(checkpoint)}"
 
 
-def read_volume(path: str, what: str) -> tuple[np.ndarray, np.ndarray | None, Any]:
+MAX_VOXELS = 512 * 512 * 1024  # the largest volume the server reads (2^28 voxels)
+
+
+def read_volume(path: str, what: str, shape: tuple[int, ...] | None = None) -> tuple[np.ndarray, np.ndarray | None, Any]:
     """A 3D volume as (array (X, Y, Z), affine, nibabel header); NIfTI through nibabel, other formats (NRRD from
-    Slicer) through SimpleITK in the same voxel order. Raises HTTP 400 for an unreadable file."""
+    Slicer) through SimpleITK in the same voxel order.
+
+    The header is checked before any voxel is read: a volume of more than :data:`MAX_VOXELS` voxels, or of
+    another ``shape`` than the one expected (a label map must match its image), is refused, so that a small
+    compressed upload that declares a huge grid costs nothing. Raises HTTP 400 for these and for an unreadable
+    file.
+    """
+
+    def check(size: tuple[int, ...]) -> None:
+        if int(np.prod(size, dtype=np.int64)) > MAX_VOXELS:
+            raise HTTPException(status_code=400, detail=f"the {what} declares {size} voxels, more than the server reads ({MAX_VOXELS}).")
+        if shape is not None and tuple(size) != tuple(shape):
+            raise HTTPException(status_code=400, detail=f"the {what} has shape {tuple(size)}, the image {tuple(shape)}: they must match.")
+
     try:
         if path.endswith((".nii", ".nii.gz")):
             image = nib.load(path)
+            check(tuple(image.shape))
             return np.asanyarray(image.dataobj), image.affine, image.header
         import SimpleITK as sitk
 
-        return sitk.GetArrayFromImage(sitk.ReadImage(path)).transpose(), None, None
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(path)
+        reader.ReadImageInformation()
+        check(tuple(reader.GetSize()))
+        return sitk.GetArrayFromImage(reader.Execute()).transpose(), None, None
+    except HTTPException:
+        raise
     except Exception as error:  # noqa: BLE001 - any reader failure is a bad upload
         raise HTTPException(status_code=400, detail=f"cannot read the {what} ({os.path.basename(path)}): {error}") from error
 
@@ -130,18 +153,13 @@ class FewShotScribblesInfer(BasicInferTask):
         support_image = support_label = None
         if data.get("support_image_path"):
             support_image, _, _ = read_volume(data["support_image_path"], "support image")
-            support_label, _, _ = read_volume(data["support_label_path"], "support label")
+            support_label, _, _ = read_volume(data["support_label_path"], "support label", shape=support_image.shape)
 
         annotation = None
         if data.get("label"):
-            annotation, label_affine, _ = read_volume(str(data["label"]), "label")
+            annotation, label_affine, _ = read_volume(str(data["label"]), "label", shape=image.shape)
             if affine is not None and label_affine is not None and not np.allclose(label_affine, affine, atol=1e-3):
                 logger.warning("the label's affine differs from the image's; voxels are matched by index")
-            if annotation.shape != image.shape:
-                raise HTTPException(
-                    status_code=400,
-                    detail=f"label shape {tuple(annotation.shape)} does not match the image shape {tuple(image.shape)}.",
-                )
         elif support_image is None:
             raise HTTPException(
                 status_code=400,

@@ -20,30 +20,19 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-import tempfile
-from pathlib import Path
 
 from fastapi import HTTPException
 from monailabel.interfaces.app import MONAILabelApp
 from monailabel.interfaces.tasks.infer_v2 import InferTask
 
 from monai_fewshot import __version__
+from monai_fewshot.apps.fewshot_label.guard import contain_datastore, guard_endpoints, is_upload, remove_upload
 from monai_fewshot.apps.fewshot_label.infer import FewShotScribblesInfer
 
 logger = logging.getLogger(__name__)
 
 MODEL_NAME = "catnet_fewshot"
 APP_SET_KEYS = ("support_image_path", "support_label_path")  # request keys only the app sets
-_UPLOAD = re.compile(r"tmp[\w]{8}(\.[A-Za-z0-9]+)*")  # monailabel's NamedTemporaryFile for an uploaded label
-
-
-def is_upload(path) -> bool:
-    """Whether ``path`` is a file the server wrote for this request's upload (a temporary file of its own)."""
-    if not isinstance(path, str):
-        return False
-    candidate = Path(path)
-    return candidate.parent == Path(tempfile.gettempdir()) and bool(_UPLOAD.fullmatch(candidate.name))
 
 
 class FewShotLabelApp(MONAILabelApp):
@@ -63,6 +52,14 @@ class FewShotLabelApp(MONAILabelApp):
             description="Few-shot segmentation (CAT-Net): paint one or a few slices, get the whole volume",
             version=__version__,
         )
+        from monailabel.app import app as server  # the FastAPI app that serves this instance
+        from monailabel.config import settings
+
+        guard_endpoints(server, self.datastore, settings.MONAI_LABEL_API_STR)
+
+    def init_datastore(self):
+        """monailabel's datastore for the studies folder, refusing ids and tags that are not plain names."""
+        return contain_datastore(super().init_datastore())
 
     def init_infers(self) -> dict[str, InferTask]:
         task = FewShotScribblesInfer(self.checkpoint, {self.label_name: 1}, self.slice_size)
@@ -70,6 +67,15 @@ class FewShotLabelApp(MONAILabelApp):
         return {MODEL_NAME: task}
 
     def infer(self, request, datastore=None):
+        """:meth:`_checked_infer`; a failed request's uploaded files are removed (monailabel removes them only
+        after a successful response)."""
+        try:
+            return self._checked_infer(request, datastore)
+        except BaseException:
+            remove_upload(request.get("label"))  # the guard refuses a client-set label path and image uploads
+            raise
+
+    def _checked_infer(self, request, datastore=None):
         """Check the request's model and image id (HTTP 404 for unknown ones, where the stock server answers 500),
         refuse server paths a client names, resolve ``support_image`` to its image and final label, then run the task.
 
