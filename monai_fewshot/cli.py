@@ -239,12 +239,21 @@ def _restore(args: argparse.Namespace) -> int:
     source = Path(args.input).expanduser().resolve()
     if not source.is_file():
         raise SystemExit(f"error: input image {source} does not exist.")
+    import time
+
+    target = Path(args.output).expanduser().resolve()
+    if target.exists() and not args.overwrite:
+        raise SystemExit(f"error: {target} already exists; choose another --output or pass --overwrite.")
     overrides = {
-        "input_image": source, "output_image": Path(args.output).expanduser().resolve(), "task": args.task,
+        "input_image": source, "output_image": target, "task": args.task,
         "factor": args.factor, "noise": args.noise, "sigma": args.sigma,
         "checkpoint": Path(args.checkpoint).expanduser().resolve() if args.checkpoint else None,
     }
-    return _run_bundle(bundle, ["inference.json"], **overrides)
+    start = time.perf_counter()
+    status = _run_bundle(bundle, ["inference.json"], **overrides)
+    if status == 0:
+        print(f"wrote {target} in {time.perf_counter() - start:.1f} s")
+    return status
 
 
 def _benchmark(args: argparse.Namespace) -> int:
@@ -366,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare = commands.add_parser(
         "compare", help="side-by-side Dice table of evaluations on the same episodes, with paired differences.",
         description="Read evaluate's <name>_dice.csv files, keep the (fold, class, volume) scores all of them hold, "
-        "and print per-class protocol means per model, then each model minus the first: mean difference, 95%% "
+        "and print per-class protocol means per model, then each model minus the first: mean difference, 95% "
         "bootstrap interval over query volumes, wins and losses.",
     )
     compare.add_argument("evaluations", nargs="+", metavar="NAME=CSV[,CSV...]",
@@ -408,13 +417,18 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--output", required=True, help="restored volume to write (.nii.gz)")
     restore.add_argument("--task", choices=("denoise", "sr"), default="denoise", help="default denoise")
     restore.add_argument("--factor", type=int, default=2, help="through-plane factor for --task sr (default 2)")
+    restore.add_argument("--overwrite", action="store_true", help="replace an existing output")
     restore.add_argument("--noise", choices=("gaussian", "rician"), default="gaussian",
                          help="noise the model was trained on; picks models/<noise>_sigma<sigma>/grl.pt (default gaussian)")
     restore.add_argument("--sigma", type=float, default=0.05, help="its sigma (default 0.05)")
     restore.add_argument("--checkpoint", help="GRL weights (default: the bundle's model for the task)")
     restore.set_defaults(run=_restore)
 
-    benchmark = commands.add_parser("benchmark", help="run a benchmark of benchmarks/ (prints a table, writes JSON).")
+    benchmark = commands.add_parser(
+        "benchmark", help="run a benchmark of benchmarks/ (prints a table, writes JSON).",
+        description="Run benchmarks/<name>.py of this checkout with the given arguments: it prints its table and writes "
+        "it as JSON under benchmarks/results (figures are for the machine it ran on).",
+    )
     benchmark.add_argument("name", help="e.g. catnet_speed, data_throughput")
     benchmark.add_argument("extra", nargs=argparse.REMAINDER, help="arguments passed to the benchmark")
     benchmark.set_defaults(run=_benchmark)

@@ -64,7 +64,7 @@ def test_restore_needs_an_existing_input(tmp_path):
 
 
 @pytest.mark.slow
-def test_restore_runs_the_bundle_with_the_default_network(tmp_path):
+def test_restore_runs_the_bundle_with_the_default_network(tmp_path, capfd):
     from monai_fewshot.networks import grl_tiny
 
     torch.manual_seed(0)
@@ -77,6 +77,11 @@ def test_restore_runs_the_bundle_with_the_default_network(tmp_path):
                  "--task", "sr", "--factor", "2", "--checkpoint", str(tmp_path / "grl.pt")]) == 0
     fine = nib.load(tmp_path / "fine.nii.gz")
     assert fine.shape == (24, 20, 12) and np.isclose(fine.affine[2, 2], 7.7 / 2)
+    out, err = capfd.readouterr()
+    assert "100%" in err  # the sliding-window progress bar
+    assert f"wrote {tmp_path / 'fine.nii.gz'} in " in out
+    with pytest.raises(SystemExit, match="fine.nii.gz already exists; .*--overwrite"):
+        main(["restore", "--input", str(tmp_path / "thick.nii.gz"), "--output", str(tmp_path / "fine.nii.gz")])
 
 
 @pytest.mark.parametrize(
@@ -168,3 +173,14 @@ def test_evaluating_chosen_folds_keeps_them_apart(tmp_path):
     with pytest.raises(SystemExit, match=f"--folds 1 2: no model at {models / 'model_fold2.pt'}"):
         main([*args, "1", "2"])
     assert not (tmp_path / "eval").exists()
+
+
+def test_every_command_has_a_description_and_renders_its_help(capsys):
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    for name, command in commands.items():
+        assert command.description, f"{name} has no description"
+        with pytest.raises(SystemExit):
+            main([name, "--help"])
+        out = capsys.readouterr().out
+        assert "%%" not in out, f"{name} --help shows a doubled percent sign"
