@@ -21,15 +21,14 @@ import time
 import torch
 
 from monai_fewshot.losses import CATNetLoss
-from monai_fewshot.networks import ResizedFewShot, alpnet_light, catnet_light
+from monai_fewshot.networks import ResizedFewShot
+from monai_fewshot.registry import build_fewshot_network
 from monai_fewshot.utils import write_text_atomic
-
-PRESETS = {"catnet": catnet_light, "alpnet": alpnet_light}
 
 
 def build(spec: str, size: int) -> torch.nn.Module:
     name, backbone = spec.split(":")
-    return ResizedFewShot(PRESETS[name](2, backbone=backbone), (size, size))
+    return ResizedFewShot(build_fewshot_network(name, spatial_dims=2, backbone=backbone), (size, size))
 
 
 def main() -> None:

@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 
 from monai_fewshot.bundle_runner import DEBUG_ENV
+from monai_fewshot.registry import FEWSHOT_NETWORKS
 
 __all__ = ["main"]
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = {"chaos": "CHAOS_CLASSES", "cmr": "CMR_CLASSES", "mni152": "DEMO_CLASSES"}  # --dataset: class map
-NETWORKS = {"catnet": "catnet_light", "alpnet": "alpnet_light"}  # --network: CAT-Net or the prototype baseline
 TRAINING_FREE = {"registration": "registration.json"}  # evaluate --network: methods without weights (bundle overlays)
 
 
@@ -90,8 +90,8 @@ def _model_overrides(args: argparse.Namespace, bundle: Path) -> dict:
     weights folder (default ``models/<family>``, e.g. ``models/cmr/alpnet``) and Setting 2's ``--exclude``."""
     inner = "network_def#network#network#" if _guided(args) else "network_def#network#"  # guided: one more wrapper
     overrides = {inner + "backbone": args.backbone} if args.backbone else {}
-    if args.network != "catnet":
-        overrides[inner + "_target_"] = f"monai_fewshot.networks.nets.{NETWORKS[args.network]}"
+    if args.network != "catnet":  # train.json's network: the registry's target for any other
+        overrides[inner + "_target_"] = FEWSHOT_NETWORKS[args.network].target
     ckpt_dir = args.ckpt_dir or bundle.joinpath("models", *_family(args))
     return overrides | {"ckpt_dir": ckpt_dir, "exclude_classes": repr(args.exclude) if args.exclude else None}
 
@@ -288,6 +288,7 @@ def _label_app(args: argparse.Namespace) -> int:
     command = [str(python), "-m", "monailabel.main", "start_server", "--app", str(Path(__file__).parent / "apps" / "fewshot_label")]
     command += ["--studies", args.studies, "--host", args.host, "--port", str(args.port), "--conf", "zoo_source", "github"]
     command += ["--conf", "checkpoint", args.checkpoint] if args.checkpoint else []
+    command += ["--conf", "network", args.network]
     os.execv(command[0], command)
     return 0
 
@@ -324,10 +325,11 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--ckpt-dir", help="folder of model_fold{F}.pt (default: the bundle's models/ for CAT-Net on "
                              "chaos, else models/<family>: e.g. models/alpnet, models/cmr, models/cloformer_xxs, "
                              "models/setting2_exclude2-3/alpnet)")
-        command.add_argument("--network", choices=sorted(NETWORKS) + (sorted(TRAINING_FREE) if training_free else []),
-                             default="catnet", help="catnet (CAT-Net light, default) or alpnet (the ALPNet-style "
-                             "prototype baseline with the same backbone)" + ("; registration: the training-free "
-                             "method (support registered onto each query, no weights)" if training_free else ""))
+        trained = sorted(name for name, spec in FEWSHOT_NETWORKS.items() if spec.trained)
+        choices = trained + (sorted(TRAINING_FREE) if training_free else [])
+        command.add_argument("--network", choices=choices, default="catnet", help="a registered few-shot network "
+                             "(monai_fewshot.registry; default catnet): " + "; ".join(
+                                 f"{name}: {FEWSHOT_NETWORKS[name].description}" for name in choices))
         command.add_argument("--backbone", help="encoder name from monai_fewshot.networks.BACKBONES, e.g. cloformer_xxs "
                              "(default: the preset's resnet18); give the same one to evaluate")
         command.add_argument("--guided", action="store_true", help="registration-guided network: each support is "
@@ -438,7 +440,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Start monailabel's server with the few-shot app from the label environment (offline).",
     )
     label.add_argument("--studies", required=True, help="folder of NIfTI volumes (the datastore)")
-    label.add_argument("--checkpoint", help="state_dict of catnet_light(spatial_dims=2); default: initial weights")
+    label.add_argument("--network", choices=sorted(n for n, spec in FEWSHOT_NETWORKS.items() if spec.trained),
+                       default="catnet", help="the registered network that serves support_image requests (default catnet)")
+    label.add_argument("--checkpoint", help="that network's weights as training saves them (e.g. models/alpnet/"
+                       "model_fold0.pt with --network alpnet); default: initial weights")
     label.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     label.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     label.add_argument("--venv", help="label environment (default $MONAI_FEWSHOT_LABEL_VENV or <repo>/.venv-label)")

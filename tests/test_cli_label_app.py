@@ -19,6 +19,7 @@ def test_label_app_execs_monailabel_of_the_label_environment(tmp_path, monkeypat
     assert command[1:] == [
         "-m", "monailabel.main", "start_server", "--app", str(APP), "--studies", "/data/studies",
         "--host", "127.0.0.1", "--port", "8123", "--conf", "zoo_source", "github", "--conf", "checkpoint", "model.pt",
+        "--conf", "network", "catnet",
     ]
     assert (APP / "main.py").is_file()
 

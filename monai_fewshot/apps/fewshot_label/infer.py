@@ -25,7 +25,7 @@ from monailabel.tasks.infer.basic_infer import BasicInferTask
 
 from monai_fewshot.engines import load_network_weights
 from monai_fewshot.inferers import propagate_annotation, segment_from_annotated_slices
-from monai_fewshot.networks import catnet_light
+from monai_fewshot.registry import build_fewshot_network
 
 __all__ = ["MAX_VOXELS", "FewShotScribblesInfer", "load_network", "read_volume"]
 
@@ -38,15 +38,16 @@ CONFIG_DEFAULTS = {
 }
 
 
-def load_network(checkpoint: str | None, seed: int = 0) -> tuple[torch.nn.Module, str]:
-    """``catnet_light(spatial_dims=2)`` with the weights of ``checkpoint`` (what the bundle's training saves,
-    :func:`~monai_fewshot.engines.load_network_weights`); the seeded initial weights when ``checkpoint`` is empty.
+def load_network(checkpoint: str | None, network_name: str = "catnet", seed: int = 0) -> tuple[torch.nn.Module, str]:
+    """The registered few-shot network ``network_name`` (:mod:`monai_fewshot.registry`), 2D, with the weights of
+    ``checkpoint`` (what the bundle's training saves, :func:`~monai_fewshot.engines.load_network_weights`); the
+    seeded initial weights when ``checkpoint`` is empty.
 
     Returns:
         the network in eval mode and a description of the weights.
     """
     torch.manual_seed(seed)
-    network = catnet_light(spatial_dims=2)
+    network = build_fewshot_network(network_name, spatial_dims=2)
     if not checkpoint:
         return network.eval(), f"initial weights (seed {seed}; no checkpoint configured)"
     load_network_weights(network, checkpoint)
@@ -112,13 +113,21 @@ class FewShotScribblesInfer(BasicInferTask):
     ``HTTPException(400)`` with the reason, which the server returns as is.
 
     Args:
-        checkpoint: state_dict of ``catnet_light(spatial_dims=2)``; None or "" for the initial weights.
+        checkpoint: weights of the network (what the bundle's training saves); None or "" for the initial weights.
         labels: output label names to values. Defaults to ``{"organ": 1}``.
         slice_size: in-plane size the network sees. Defaults to (128, 128), the working size the bundle's
             CPU configuration trains at.
+        network: a registered few-shot network with weights (:mod:`monai_fewshot.registry`). Defaults to
+            ``"catnet"``.
     """
 
-    def __init__(self, checkpoint: str | None = None, labels: dict[str, int] | None = None, slice_size=(128, 128)):
+    def __init__(
+        self,
+        checkpoint: str | None = None,
+        labels: dict[str, int] | None = None,
+        slice_size=(128, 128),
+        network: str = "catnet",
+    ):
         super().__init__(
             path=None,
             network=None,
@@ -131,7 +140,8 @@ class FewShotScribblesInfer(BasicInferTask):
         self.checkpoint = checkpoint
         self.slice_size = tuple(slice_size)
         self._lock = threading.Lock()
-        self._network, self.weights = load_network(checkpoint)
+        self._network, self.weights = load_network(checkpoint, network)
+        self.weights = f"{network}, {self.weights}"
 
     def is_valid(self) -> bool:
         return True

@@ -8,12 +8,14 @@ Start it (inside the label environment built by ``monai_fewshot/apps/setup_env.s
 or ``monai-fewshot label-app --studies DIR [--checkpoint PATH]``.
 
 App config (``--conf KEY VALUE``):
-    checkpoint: state_dict of ``catnet_light(spatial_dims=2)`` (e.g. the bundle's ``models/model.pt``);
-        absent: the network's seeded initial weights (until a trained checkpoint exists).
+    network: the registered few-shot network that serves ``support_image`` requests (``monai_fewshot.registry``:
+        ``catnet``, the default, or ``alpnet``, or any network registered there).
+    checkpoint: that network's weights as the bundle's training saves them (e.g. ``models/model.pt``, or
+        ``models/alpnet/model_fold0.pt`` with ``network alpnet``); absent: the seeded initial weights.
     bundle: a MONAI bundle folder (``bundles/catnet_fewshot``); its ``models/model.pt`` is the checkpoint
         when ``checkpoint`` is not given.
     label_name: name of the output segment. Defaults to ``organ``.
-    slice_size: in-plane size the network sees, ``H,W``. Defaults to ``128,128`` (the bundle's working size).
+    slice_size: in-plane size the network sees, ``H,W``. Defaults to the network's registered working size.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from monailabel.interfaces.tasks.infer_v2 import InferTask
 from monai_fewshot import __version__
 from monai_fewshot.apps.fewshot_label.guard import contain_datastore, guard_endpoints, is_upload, remove_upload
 from monai_fewshot.apps.fewshot_label.infer import FewShotScribblesInfer
+from monai_fewshot.registry import FEWSHOT_NETWORKS
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +46,13 @@ class FewShotLabelApp(MONAILabelApp):
         if not self.checkpoint and conf.get("bundle"):  # a MONAI bundle folder: its trained weights
             self.checkpoint = os.path.join(conf["bundle"], "models", "model.pt")
         self.label_name = conf.get("label_name", "organ")
-        self.slice_size = tuple(int(s) for s in str(conf.get("slice_size", "128,128")).split(","))
+        self.network = conf.get("network", "catnet")
+        spec = FEWSHOT_NETWORKS.get(self.network)
+        if spec is None or not spec.trained:
+            trained = sorted(name for name, entry in FEWSHOT_NETWORKS.items() if entry.trained)
+            raise ValueError(f"--conf network {self.network!r}: expected a registered network with weights, one of {trained}.")
+        default_size = ",".join(map(str, spec.working_size))
+        self.slice_size = tuple(int(s) for s in str(conf.get("slice_size", default_size)).split(","))
         super().__init__(
             app_dir=app_dir,
             studies=studies,
@@ -62,7 +71,7 @@ class FewShotLabelApp(MONAILabelApp):
         return contain_datastore(super().init_datastore())
 
     def init_infers(self) -> dict[str, InferTask]:
-        task = FewShotScribblesInfer(self.checkpoint, {self.label_name: 1}, self.slice_size)
+        task = FewShotScribblesInfer(self.checkpoint, {self.label_name: 1}, self.slice_size, self.network)
         logger.info(f"{MODEL_NAME}: {task.weights}")
         return {MODEL_NAME: task}
 
