@@ -14,13 +14,14 @@ from monai_fewshot.registry import FEWSHOT_NETWORKS
 
 __all__ = ["main"]
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[1]  # the checkout (benchmarks/, .venv-label); site-packages in a wheel install
+BUNDLES = (Path(__file__).resolve().parent / "bundles").resolve()  # package data (a link to the checkout's bundles/)
 DATASETS = {"chaos": "CHAOS_CLASSES", "cmr": "CMR_CLASSES", "mni152": "DEMO_CLASSES"}  # --dataset: class map
 TRAINING_FREE = {"registration": "registration.json"}  # evaluate --network: methods without weights (bundle overlays)
 
 
 def _bundle_dir(args: argparse.Namespace, default: str = "catnet_fewshot") -> Path:
-    bundle = Path(args.bundle) if args.bundle else REPO / "bundles" / default
+    bundle = Path(args.bundle) if args.bundle else BUNDLES / default
     if not (bundle / "configs" / "metadata.json").is_file():
         raise SystemExit(f"error: no bundle at {bundle} (expected configs/metadata.json); pass --bundle DIR.")
     return bundle
@@ -258,6 +259,9 @@ def _restore(args: argparse.Namespace) -> int:
 
 def _benchmark(args: argparse.Namespace) -> int:
     script = REPO / "benchmarks" / f"{args.name}.py"
+    if not (REPO / "benchmarks").is_dir():
+        raise SystemExit("error: the benchmarks ship with the repository, not the installed package: run them from a "
+                         "checkout (python benchmarks/<name>.py).")
     if not script.is_file():
         available = sorted(p.stem for p in (REPO / "benchmarks").glob("*.py"))
         raise SystemExit(f"error: no benchmark {args.name!r} in {REPO / 'benchmarks'}; available: {available}.")
@@ -300,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the bundles/catnet_fewshot MONAI bundle (restore: bundles/grl_restoration) or the library; see README.md.",
     )
     parser.add_argument("--debug", action="store_true", help="show the traceback of a failure, not one line")
-    parser.add_argument("--bundle", help="bundle folder (default: bundles/catnet_fewshot of this checkout; "
+    parser.add_argument("--bundle", help="bundle folder (default: the installed package's bundles/catnet_fewshot; "
                         "bundles/grl_restoration for restore)")
     commands = parser.add_subparsers(dest="command", required=True)
 
