@@ -1,4 +1,4 @@
-from monai_fewshot.networks.backbones import BACKBONES, build_backbone, register_backbone
+from monai_fewshot.networks.backbones import BACKBONES, FEW_SHOT_STRIDES, build_backbone, level_indices, register_backbone
 from monai_fewshot.networks.nets import (
     GRL,
     ALPNet,

@@ -19,10 +19,27 @@ import torch
 from monai.networks.nets.resnet import ResNetEncoder, ResNetFeatures
 from torch import nn
 
-__all__ = ["BACKBONES", "ResNetBackbone", "build_backbone", "register_backbone"]
+__all__ = ["BACKBONES", "FEW_SHOT_STRIDES", "ResNetBackbone", "build_backbone", "level_indices", "register_backbone"]
 
 BackboneBuilder = Callable[..., nn.Module]
 BACKBONES: dict[str, BackboneBuilder] = {}
+FEW_SHOT_STRIDES = (8, 16, 32)  # the levels CAT-Net's MIFE and the ALPNet-style baseline read
+
+
+def level_indices(backbone: nn.Module, strides: tuple[int, ...] = FEW_SHOT_STRIDES) -> tuple[int, ...]:
+    """Positions of the levels at ``strides`` among what ``backbone`` returns (its ``feature_strides``).
+
+    Raises:
+        ValueError: a stride the backbone does not return, naming the strides it has.
+    """
+    available = tuple(getattr(backbone, "feature_strides", ()))
+    missing = [s for s in strides if s not in available]
+    if missing:
+        raise ValueError(
+            f"{type(backbone).__name__} returns feature maps at strides {available}; levels at strides {tuple(strides)} "
+            f"are needed ({missing} missing)."
+        )
+    return tuple(available.index(s) for s in strides)
 
 
 def register_backbone(name: str) -> Callable[[BackboneBuilder], BackboneBuilder]:

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from monai.networks.blocks import Convolution
 from torch import nn
 
+from monai_fewshot.networks.backbones import level_indices
 from monai_fewshot.networks.blocks.prototype import shot_prototype
 from monai_fewshot.networks.utils import resize_like, resize_to
 
@@ -59,8 +60,8 @@ class MIFE(nn.Module):
 
     Args:
         spatial_dims: 2 or 3.
-        backbone: a registered backbone module (see :mod:`monai_fewshot.networks.backbones`) returning at
-            least three levels, described by ``feature_channels``.
+        backbone: a registered backbone module (see :mod:`monai_fewshot.networks.backbones`) returning levels
+            at strides 8, 16 and 32 among others, described by ``feature_channels`` and ``feature_strides``.
         feature_size: channels F of the features handed to CMAT. Defaults to 256.
         dropout_rate: dropout after the reduction. Defaults to 0.1.
         act: activation name or (name, args), MONAI style. Defaults to ``"relu"``.
@@ -78,8 +79,7 @@ class MIFE(nn.Module):
     ) -> None:
         super().__init__()
         channels = tuple(backbone.feature_channels)
-        if len(channels) < 3:
-            raise ValueError(f"the backbone must return at least 3 feature levels, it describes {len(channels)}.")
+        self.levels = level_indices(backbone)  # strides 8, 16 and 32, wherever the backbone returns them
         self.backbone = backbone
 
         def conv(in_ch: int, out_ch: int, kernel_size: int = 1, dropout: float | None = None) -> nn.Module:
@@ -87,7 +87,8 @@ class MIFE(nn.Module):
                 spatial_dims, in_ch, out_ch, kernel_size=kernel_size, act=act, norm=norm, dropout=dropout, bias=False
             )
 
-        self.reduce = conv(channels[-3] + channels[-2], feature_size, dropout=dropout_rate or None)
+        fine, middle, _ = self.levels
+        self.reduce = conv(channels[fine] + channels[middle], feature_size, dropout=dropout_rate or None)
         self.query_merge = conv(2 * feature_size + 1, feature_size)
         self.support_merge = conv(2 * feature_size, feature_size)
         self.initial_classifier = nn.Sequential(
@@ -103,10 +104,9 @@ class MIFE(nn.Module):
             support_mask: (B, K, 1, *S) binary support masks.
         """
         b, k = support.shape[:2]
-        levels = self.backbone(torch.cat([query, support.flatten(0, 1)]))
-        middle = torch.cat([levels[-3], resize_like(levels[-2], levels[-3])], dim=1)
-        features = self.reduce(middle)
-        high = levels[-1]
+        fine, middle, coarse = (self.backbone(torch.cat([query, support.flatten(0, 1)]))[i] for i in self.levels)
+        features = self.reduce(torch.cat([fine, resize_like(middle, fine)], dim=1))
+        high = coarse
 
         query_features, support_features = features[:b], features[b:]
         mask = resize_like(support_mask.flatten(0, 1).float(), features, mode="area")

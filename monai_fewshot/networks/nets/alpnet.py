@@ -11,7 +11,7 @@ import torch
 from monai.networks.blocks import Convolution
 from torch import nn
 
-from monai_fewshot.networks.backbones import build_backbone
+from monai_fewshot.networks.backbones import build_backbone, level_indices
 from monai_fewshot.networks.blocks.local_prototypes import AdaptiveLocalPrototypes
 from monai_fewshot.networks.utils import check_dims_and_channels, check_episode_inputs, resize_like, resize_to
 
@@ -60,8 +60,9 @@ class ALPNet(nn.Module):
         self.spatial_dims, self.in_channels = spatial_dims, in_channels
         self.backbone = build_backbone(backbone, spatial_dims, in_channels)
         channels = tuple(self.backbone.feature_channels)
+        self.levels = level_indices(self.backbone)  # strides 8, 16 and 32, as MIFE
         self.reduce = Convolution(
-            spatial_dims, sum(channels[-3:]), feature_size, kernel_size=1, act="relu",
+            spatial_dims, sum(channels[i] for i in self.levels), feature_size, kernel_size=1, act="relu",
             dropout=dropout_rate or None, bias=False,
         )
         self.foreground = AdaptiveLocalPrototypes(spatial_dims, grid_size, foreground_threshold, scale)
@@ -80,7 +81,8 @@ class ALPNet(nn.Module):
         check_episode_inputs(query, support, support_mask, self.spatial_dims, self.in_channels)
         b, k = support.shape[:2]
         levels = self.backbone(torch.cat([query, support.flatten(0, 1)]))
-        features = self.reduce(torch.cat([levels[-3], *(resize_like(x, levels[-3]) for x in levels[-2:])], dim=1))
+        fine, *coarser = (levels[i] for i in self.levels)
+        features = self.reduce(torch.cat([fine, *(resize_like(x, fine) for x in coarser)], dim=1))
         query_features = features[:b]
         support_features = features[b:].view(b, k, *features.shape[1:])
         mask = resize_to(support_mask.flatten(0, 1).float(), features.shape[2:], mode="area")

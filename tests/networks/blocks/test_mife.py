@@ -51,8 +51,29 @@ def test_prototype_reaches_query_branch():
     assert not torch.allclose(a.query_features, b.query_features)
 
 
-def test_needs_three_levels():
-    backbone = build_backbone("resnet10", 2, 1)
-    backbone.feature_channels = (64, 64)
-    with pytest.raises(ValueError, match="at least 3 feature levels"):
-        MIFE(2, backbone)
+class _Strided(torch.nn.Module):
+    """A backbone returning one 4-channel map per stride (average pooling), to see which levels MIFE reads."""
+
+    def __init__(self, strides):
+        super().__init__()
+        self.feature_strides, self.feature_channels = tuple(strides), (4,) * len(strides)
+
+    def forward(self, x):
+        return [torch.nn.functional.avg_pool2d(x, s).repeat(1, 4, 1, 1) * (i + 1) for i, s in enumerate(self.feature_strides)]
+
+
+def test_levels_are_chosen_by_stride_not_position():
+    """A backbone ending at stride 16 is refused (by position CMAT would have moved to a 4x larger grid); one with a
+    stride-64 level too still gets the stride 8, 16 and 32 levels."""
+    with pytest.raises(ValueError, match=r"strides \(2, 4, 8, 16\); levels at strides \(8, 16, 32\) are needed"):
+        MIFE(2, _Strided((2, 4, 8, 16)))
+    mife = MIFE(2, _Strided((4, 8, 16, 32, 64)), feature_size=8)
+    assert mife.levels == (1, 2, 3)
+    out = mife(torch.rand(1, 1, 128, 128), torch.rand(1, 1, 1, 128, 128), torch.ones(1, 1, 1, 128, 128))
+    assert out.query_features.shape[-2:] == (16, 16)  # the stride-8 grid
+
+
+def test_alpnet_reads_the_same_strides():
+    from monai_fewshot.networks import alpnet_light
+
+    assert alpnet_light(2).levels == MIFE(2, build_backbone("resnet18", 2, 1)).levels == (2, 3, 4)
