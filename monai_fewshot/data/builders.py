@@ -10,7 +10,7 @@ import numpy as np
 from monai_fewshot.data.episodes import EpisodeDataset
 from monai_fewshot.data.interleaved import InterleavedEpisodes
 from monai_fewshot.data.layout import VolumeStore, read_folder
-from monai_fewshot.data.protocol import EpisodeProtocol, Fold, lineage_folds
+from monai_fewshot.data.protocol import N_VAL_QUERIES, EpisodeProtocol, Fold, lineage_folds
 from monai_fewshot.data.protocol_dataset import ProtocolSliceDataset
 from monai_fewshot.data.splits import ClassSplit
 from monai_fewshot.data.supervoxels import SupervoxelCache, SupervoxelEpisodeSampler
@@ -19,7 +19,7 @@ from monai_fewshot.transforms import lineage_augmentations
 __all__ = ["dataset_folds", "protocol_slices", "supervoxel_episodes"]
 
 
-def dataset_folds(dataset_dir: str | Path, n_folds: int = 5, n_val_queries: int = 2) -> list[Fold]:
+def dataset_folds(dataset_dir: str | Path, n_folds: int = 5, n_val_queries: int = N_VAL_QUERIES) -> list[Fold]:
     """The lineage's folds (with a validation split) of an ``image_N``/``label_N`` folder."""
     return lineage_folds([record.id for record in read_folder(dataset_dir)], n_folds, n_val_queries)
 
@@ -36,7 +36,7 @@ def supervoxel_episodes(
     mode: str = "adjacent",
     min_size: int = 200,
     augment: bool = True,
-    n_val_queries: int = 2,
+    n_val_queries: int = N_VAL_QUERIES,
     supervoxel_params: Mapping | Sequence[Mapping] | None = None,
     augmentation: Mapping | None = None,
 ) -> EpisodeDataset | InterleavedEpisodes:
@@ -100,7 +100,7 @@ def protocol_slices(
     classes: Mapping[int, str],
     folds: Sequence[int] | int | None = None,
     split: str = "test",
-    n_val_queries: int = 2,
+    n_val_queries: int = N_VAL_QUERIES,
     class_ids: Sequence[int] | None = None,
     scored: str = "labelled",
 ) -> ProtocolSliceDataset:

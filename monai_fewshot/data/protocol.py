@@ -46,6 +46,7 @@ __all__ = [
     "ChunkEpisode",
     "EpisodeProtocol",
     "Fold",
+    "N_VAL_QUERIES",
     "ProtocolEpisode3D",
     "lineage_folds",
     "query_chunks",
@@ -74,7 +75,10 @@ def _check_ids(volume_ids: Sequence[str]) -> list[str]:
     return sorted(ids, key=int)
 
 
-def lineage_folds(volume_ids: Sequence[str], n_folds: int = 5, n_val_queries: int = 2) -> list[Fold]:
+N_VAL_QUERIES = 2  # validation queries per fold, the default of every fold split (bundles: "n_val_queries")
+
+
+def lineage_folds(volume_ids: Sequence[str], n_folds: int = 5, n_val_queries: int = N_VAL_QUERIES) -> list[Fold]:
     """The lineage's folds over volumes sorted by numeric id (see the module docstring), plus validation.
 
     Args:

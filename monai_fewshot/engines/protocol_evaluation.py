@@ -11,6 +11,7 @@ from ignite.handlers import ProgressBar
 from torch.utils.data import DataLoader
 
 from monai_fewshot.data.builders import dataset_folds, protocol_slices
+from monai_fewshot.data.protocol import N_VAL_QUERIES
 from monai_fewshot.engines.checkpointing import load_network_weights
 from monai_fewshot.engines.episodic import EpisodicEvaluator
 from monai_fewshot.metrics import FewShotScoreTable
@@ -59,6 +60,7 @@ def evaluate_protocol(
     name: str = "model",
     class_ids: Sequence[int] | None = None,
     scored: str = "labelled",
+    n_val_queries: int = N_VAL_QUERIES,
 ) -> FewShotScoreTable:
     """Evaluate ``network`` under the protocol, fold by fold, each fold with its own weights.
 
@@ -82,10 +84,11 @@ def evaluate_protocol(
         class_ids: the classes to score (Setting 2: the group the model was trained without); None scores all.
         scored: the query slices scored: ``"labelled"`` (the protocol's, default), ``"extent"`` or ``"volume"``
             (every slice: whole-volume Dice, empty slices included).
+        n_val_queries: validation queries per fold, as in training (the fold split depends on it).
     """
     device = torch.device(device)
     output_dir = Path(output_dir)
-    n_folds = len(dataset_folds(dataset_dir))
+    n_folds = len(dataset_folds(dataset_dir, n_val_queries=n_val_queries))
     if folds is None:
         folds = [f for f in range(n_folds) if checkpoint is None or Path(checkpoint.format(fold=f)).is_file()]
     if not folds:
@@ -95,7 +98,9 @@ def evaluate_protocol(
     for position, fold in enumerate(folds):
         if checkpoint is not None:
             load_network_weights(network, checkpoint.format(fold=fold))
-        dataset = protocol_slices(dataset_dir, classes, folds=fold, split=split, class_ids=class_ids, scored=scored)
+        dataset = protocol_slices(
+            dataset_dir, classes, folds=fold, split=split, n_val_queries=n_val_queries, class_ids=class_ids, scored=scored
+        )
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
         evaluator = EpisodicEvaluator(device, loader, network)
         ProgressBar(persist=True, desc=f"{name}, fold {fold}").attach(evaluator)

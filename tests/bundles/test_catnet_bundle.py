@@ -30,6 +30,20 @@ def test_configs_parse_and_build_the_network():
     assert inference.get_parsed_content("network_def").packed_channels == 3
 
 
+def test_n_val_queries_is_one_key_that_every_split_reads():
+    """Training episodes, validation episodes and the evaluator's fold split all read the bundle's n_val_queries, so
+    that changing it cannot let a validation volume into training."""
+    from monai_fewshot.data import N_VAL_QUERIES
+
+    parser = ConfigParser()
+    parser.read_config([str(BUNDLE / "configs" / "train.json"), str(BUNDLE / "configs" / "evaluate.json")])
+    assert parser.get_parsed_content("n_val_queries") == N_VAL_QUERIES
+    readers = ["train#dataset#n_val_queries", "validate#dataset#n_val_queries",
+               *(f"evaluate#{name}#n_val_queries" for name in ("catnet", "registration", "floor"))]
+    assert all(parser[key] == "@n_val_queries" for key in readers)
+    assert "n_val_queries=@n_val_queries" in parser["eval_folds"]
+
+
 def test_registration_overlays_parse():
     """registration_guided.json wraps the network in RegistrationGuided and widens the augmentation; registration.json
     scores the training-free method alone, on every fold, with no checkpoint."""
