@@ -15,6 +15,7 @@ from monai_fewshot.data.protocol import N_VAL_QUERIES
 from monai_fewshot.engines.checkpointing import load_network_weights
 from monai_fewshot.engines.episodic import EpisodicEvaluator
 from monai_fewshot.metrics import FewShotScoreTable
+from monai_fewshot.networks.utils import final_logits
 from monai_fewshot.utils import write_text_atomic
 from monai_fewshot.visualize import save_episode_overlay
 
@@ -34,7 +35,7 @@ def _save_overlays(network, dataset, output_dir: Path, device, count: int) -> No
         item = dataset[indices[len(indices) // 2]]
         with torch.no_grad():
             output = network(item["query"][None].to(device), item["support"][None].to(device), item["support_mask"][None].to(device))
-        logits = output.logits if hasattr(output, "logits") else output
+        logits = final_logits(output)
         truth, prediction = item["query_label"], (logits[0] > 0).float().cpu()
         dice = 2 * float((truth * prediction).sum()) / max(float(truth.sum() + prediction.sum()), 1.0)
         title = (

@@ -10,6 +10,7 @@ from monai.inferers import Inferer
 from torch import nn
 
 from monai_fewshot.data.protocol import query_chunks
+from monai_fewshot.networks.utils import final_logits
 
 __all__ = ["FewShotSliceInferer", "chunk_assignment", "nearest_assignment"]
 
@@ -101,5 +102,5 @@ class FewShotSliceInferer(Inferer):
                 shot = support[index][None, None].expand(n, 1, *support.shape[1:])
                 mask = support_mask[index][None, None].expand(n, 1, *support_mask.shape[1:])
                 output = network(query, shot, mask)
-                logits[chosen] = (output.logits if hasattr(output, "logits") else output).to(logits.dtype)
+                logits[chosen] = final_logits(output).to(logits.dtype)
         return logits.movedim(0, axis)

@@ -10,6 +10,7 @@ from ignite.engine import Engine
 from ignite.metrics import Metric
 
 from monai_fewshot.metrics.fewshot_dice import FewShotScoreTable, VolumeScore
+from monai_fewshot.networks.utils import final_logits
 
 __all__ = ["ProtocolDice"]
 
@@ -40,7 +41,7 @@ class ProtocolDice(Metric):
 
     def update(self, output: tuple[dict[str, Any], dict[str, Any]]) -> None:
         state, batch = output
-        logits = state["pred"].logits if hasattr(state["pred"], "logits") else state["pred"]
+        logits = final_logits(state["pred"])
         prediction = (logits > self.threshold).flatten(1).float()
         truth = (state["label"] > 0).flatten(1).float()
         intersection = (prediction * truth).sum(1).tolist()

@@ -8,7 +8,14 @@ from functools import lru_cache, wraps
 import torch
 import torch.nn.functional as F
 
-__all__ = ["check_dims_and_channels", "check_episode_inputs", "resize_like", "resize_to", "tensor_cache"]
+__all__ = ["check_dims_and_channels", "check_episode_inputs", "final_logits", "resize_like", "resize_to", "tensor_cache"]
+
+
+def final_logits(output) -> torch.Tensor:
+    """The final logits of a few-shot network's output: the ``logits`` field of an output with several
+    (:class:`~monai_fewshot.networks.CATNetOutput`), else the tensor itself (the baseline, the training-free
+    methods). The one place that tells the two output kinds apart."""
+    return output.logits if hasattr(output, "logits") else output
 
 
 def tensor_cache(maxsize: int) -> Callable[[Callable], Callable]:

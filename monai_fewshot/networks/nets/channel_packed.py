@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from monai_fewshot.networks.nets.wrapper import FewShotWrapper
+from monai_fewshot.networks.utils import final_logits
 
 __all__ = ["ChannelPackedFewShot"]
 
@@ -50,7 +51,7 @@ class ChannelPackedFewShot(FewShotWrapper):
         episode = x[:, c:].reshape(x.shape[0], self.shots, c + 1, *x.shape[2:])
         support, mask = episode[:, :, :c], (episode[:, :, c:] > 0.5).to(x.dtype)
         output = self.network(query, support, mask)
-        return output.logits if hasattr(output, "logits") else output
+        return final_logits(output)
 
     @staticmethod
     def pack(query: torch.Tensor, support: torch.Tensor, support_mask: torch.Tensor) -> torch.Tensor:

@@ -44,3 +44,13 @@ def test_state_dict_is_the_wrapped_networks():
     other.load_state_dict(packed.state_dict())
     with pytest.raises(RuntimeError, match="size mismatch|Missing key"):
         packed.load_state_dict(CATNet(2, backbone="resnet18", feature_size=16, num_heads=2, num_iterations=1).state_dict())
+
+
+def test_final_logits_is_the_one_reader_of_both_output_kinds():
+    from monai_fewshot.networks import CATNetOutput, catnet_light
+    from monai_fewshot.networks.utils import final_logits
+
+    logits = torch.randn(1, 1, 8, 8)
+    assert final_logits(logits) is logits
+    output = catnet_light(2)(torch.rand(1, 1, 64, 64), torch.rand(1, 1, 1, 64, 64), torch.ones(1, 1, 1, 64, 64))
+    assert isinstance(output, CATNetOutput) and final_logits(output) is output.logits
