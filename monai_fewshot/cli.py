@@ -10,13 +10,12 @@ import sys
 from pathlib import Path
 
 from monai_fewshot.bundle_runner import DEBUG_ENV
-from monai_fewshot.registry import FEWSHOT_NETWORKS
+from monai_fewshot.registry import DATASETS, FEWSHOT_NETWORKS, read_dataset_spec
 
 __all__ = ["main"]
 
 REPO = Path(__file__).resolve().parents[1]  # the checkout (benchmarks/, .venv-label); site-packages in a wheel install
 BUNDLES = (Path(__file__).resolve().parent / "bundles").resolve()  # package data (a link to the checkout's bundles/)
-DATASETS = {"chaos": "CHAOS_CLASSES", "cmr": "CMR_CLASSES", "mni152": "DEMO_CLASSES"}  # --dataset: class map
 TRAINING_FREE = {"registration": "registration.json"}  # evaluate --network: methods without weights (bundle overlays)
 
 
@@ -55,7 +54,16 @@ def _dataset_overrides(args: argparse.Namespace) -> dict:
     data = Path(args.data).expanduser()
     if not data.is_dir():
         raise SystemExit(f"error: data folder {data} does not exist (expected image_N / label_N NIfTI files).")
-    return {"dataset_dir": data, "classes": f"$monai_fewshot.data.{DATASETS[args.dataset]}"}
+    if args.classes:
+        source = Path(args.classes).expanduser().resolve()
+        read_dataset_spec(source)  # refused here, in one line, rather than inside the bundle
+        return {"dataset_dir": data, "classes": f"$monai_fewshot.registry.read_dataset_spec({str(source)!r}).classes"}
+    return {"dataset_dir": data, "classes": f"$monai_fewshot.registry.DATASETS[{args.dataset!r}].classes"}
+
+
+def _dataset_name(args: argparse.Namespace) -> str:
+    """The registered ``--dataset``, or the name that ``--classes FILE`` gives its dataset."""
+    return read_dataset_spec(args.classes).name if getattr(args, "classes", None) else args.dataset
 
 
 def _joined(values) -> str:
@@ -67,7 +75,8 @@ def _family(args: argparse.Namespace) -> list[str]:
     """Name parts of a model family, so that families never share a weights or run folder: the dataset (unless
     chaos), Setting 2's excluded classes, the network (unless catnet), the backbone (when given) and
     ``registration_guided`` (with ``--guided``)."""
-    parts = [] if args.dataset == "chaos" else [args.dataset]
+    dataset = _dataset_name(args)
+    parts = [] if dataset == "chaos" else [dataset]
     if args.exclude:
         parts.append("setting2_exclude" + _joined(args.exclude))
     if args.network != "catnet":
@@ -114,11 +123,11 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate_overrides(args: argparse.Namespace, bundle: Path) -> dict:
-    family = [part for part in _family(args) if part != args.dataset]
+    family = [part for part in _family(args) if part != _dataset_name(args)]
     folds = sorted(set(args.folds or ()))
     chosen = ["fold" + _joined(folds)] if folds else []
     scored = ["wholevolume"] if args.whole_volume else []
-    output = Path(args.output) if args.output else bundle / "eval" / "_".join([args.dataset, *family, args.split, *scored, *chosen])
+    output = Path(args.output) if args.output else bundle / "eval" / "_".join([_dataset_name(args), *family, args.split, *scored, *chosen])
     common = _dataset_overrides(args) | ({"eval_folds": repr(folds)} if folds else {}) | {
         "eval_dir": output, "eval_split": args.split, "model_name": args.network,
         "eval_scored": "volume" if args.whole_volume else None,
@@ -323,9 +332,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     def data_arguments(command: argparse.ArgumentParser, training_free: bool = False) -> None:
         command.add_argument("--data", required=True, help="folder of image_N.nii.gz / label_N.nii.gz volumes")
-        command.add_argument("--dataset", choices=sorted(DATASETS), default="chaos",
-                             help="class map: chaos (liver, kidneys, spleen), cmr (LV-MYO, LV-BP, RV) or mni152 "
-                             "(grey, white matter: the demo's cohort); default chaos")
+        which = command.add_mutually_exclusive_group()
+        which.add_argument("--dataset", choices=sorted(DATASETS), default="chaos",
+                           help="a registered class map: chaos (liver, kidneys, spleen), cmr (LV-MYO, LV-BP, RV) or "
+                           "mni152 (grey, white matter: the demo's cohort); default chaos")
+        which.add_argument("--classes", metavar="FILE", help="your own dataset's classes: a JSON or YAML file (or a MONAI "
+                           'datalist) with "classes": {"1": "name", ...}, optional "setting2_groups" and "name" '
+                           "(monai_fewshot.registry.read_dataset_spec)")
         command.add_argument("--ckpt-dir", help="folder of model_fold{F}.pt (default: the bundle's models/ for CAT-Net on "
                              "chaos, else models/<family>: e.g. models/alpnet, models/cmr, models/cloformer_xxs, "
                              "models/setting2_exclude2-3/alpnet)")

@@ -20,9 +20,10 @@ import numpy as np
 import torch
 from monai.data import MetaTensor
 
+from monai_fewshot.registry import DEMO_CLASSES  # noqa: F401 - defined once there, re-exported here
+
 __all__ = ["DEMO_CLASSES", "load_mni152_demo", "write_mni152_cohort", "write_mni152_folder"]
 
-DEMO_CLASSES = {1: "grey matter", 2: "white matter"}
 
 
 def load_mni152_demo(resolution: int = 2) -> dict[str, MetaTensor]:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from monai_fewshot.registry import CHAOS_CLASSES, CMR_CLASSES  # noqa: F401 - defined once there, re-exported here
 from monai_fewshot.transforms.intensity import robust_zscore
 
 __all__ = [
@@ -31,8 +32,6 @@ __all__ = [
     "read_folder",
 ]
 
-CHAOS_CLASSES = {1: "liver", 2: "right kidney", 3: "left kidney", 4: "spleen"}
-CMR_CLASSES = {1: "LV myocardium", 2: "LV blood pool", 3: "RV"}
 INTENSITY_NORMALISATIONS = ("zscore", "minmax", "none")
 READERS = ("NibabelReader", "SimpleITKReader")
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from monai_fewshot.registry import CHAOS_SETTING2_TEST_CLASSES  # noqa: F401 - defined once there, re-exported here
+
 __all__ = ["CHAOS_SETTING2_TEST_CLASSES", "ClassSplit", "excluded_slices"]
 
-#: The two test groups of the Abd-MRI Setting 2 (SSL-ALPNet): lower abdomen (kidneys), upper (liver, spleen).
-CHAOS_SETTING2_TEST_CLASSES = {"lower": (2, 3), "upper": (1, 4)}
 
 
 def excluded_slices(label: np.ndarray, test_classes: Iterable[int], rule: str = "any") -> np.ndarray:
