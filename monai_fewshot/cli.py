@@ -119,7 +119,12 @@ def _train(args: argparse.Namespace) -> int:
     bundle = _bundle_dir(args)
     if _guided(args) and args.init_backbone:
         raise SystemExit("error: --init-backbone is not available with --guided.")
-    return _run_bundle(bundle, ["train.json", *_overlays(args)], **_train_overrides(args, bundle))
+    overrides = _train_overrides(args, bundle)
+    status = _run_bundle(bundle, ["train.json", *_overlays(args)], **overrides)
+    if status == 0:
+        best = Path(overrides["ckpt_dir"]) / f"model_fold{args.fold}.pt"
+        print(f"wrote the best validation model to {best} and the resumable checkpoints to {overrides['run_dir']}")
+    return status
 
 
 def _evaluate_overrides(args: argparse.Namespace, bundle: Path) -> dict:

@@ -201,6 +201,7 @@ def test_prototype_baseline_trains_and_evaluates_through_the_command(small_chaos
     models = tmp_path / "models"
     assert main(["train", "--network", "alpnet", "--data", str(small_chaos), "--fold", "1", "--epochs", "3",
                  "--episodes-per-epoch", "2", "--run-dir", str(tmp_path / "run"), "--ckpt-dir", str(models)]) == 0
+    assert f"wrote the best validation model to {models / 'model_fold1.pt'}" in capsys.readouterr().out
     weights = torch.load(models / "model_fold1.pt", weights_only=True)
     assert "foreground.scale" not in weights and "reduce.conv.weight" in weights
     assert not any(key.startswith("cmat") for key in weights)  # the baseline, not CAT-Net
