@@ -123,7 +123,8 @@ def _train(args: argparse.Namespace) -> int:
     status = _run_bundle(bundle, ["train.json", *_overlays(args)], **overrides)
     if status == 0:
         best = Path(overrides["ckpt_dir"]) / f"model_fold{args.fold}.pt"
-        print(f"wrote the best validation model to {best} and the resumable checkpoints to {overrides['run_dir']}")
+        saved = f"the best validation model to {best}" if best.is_file() else "no best model (no validation ran)"
+        print(f"wrote {saved} and the resumable checkpoints to {overrides['run_dir']}")
     return status
 
 

@@ -195,6 +195,39 @@ def test_multi_gpu_config_trains_with_torchrun_on_two_cpu_processes(small_chaos,
 
 
 @pytest.mark.slow
+def test_a_registered_toy_network_trains_evaluates_and_is_served(small_chaos, tmp_path, capsys):
+    """Adding a network is one file and one registration (tests/toy_network.py): the command then trains and
+    evaluates it through the bundle, and the MONAI Label app's loader serves its weights, with no other edit."""
+    import sys
+    from pathlib import Path
+
+    import tests.toy_network  # noqa: F401 - registers "toy"
+    from monai_fewshot.cli import main
+
+    models = tmp_path / "models"
+    assert main(["train", "--network", "toy", "--data", str(small_chaos), "--fold", "1", "--epochs", "3",
+                 "--episodes-per-epoch", "2", "--run-dir", str(tmp_path / "run"), "--ckpt-dir", str(models)]) == 0
+    assert set(torch.load(models / "model_fold1.pt", weights_only=True)) == {"conv.weight", "conv.bias"}
+    assert main(["evaluate", "--network", "toy", "--data", str(small_chaos), "--ckpt-dir", str(models), "--folds", "1",
+                 "--exclude", "2", "--output", str(tmp_path / "eval")]) == 0
+    assert "toy Dice (%)" in capsys.readouterr().out and (tmp_path / "eval" / "toy_dice.csv").is_file()
+    repo = Path(__file__).resolve().parents[2]
+    venv = Path(os.environ.get("MONAI_FEWSHOT_LABEL_VENV") or repo / ".venv-label")
+    subprocess.run(["bash", str(repo / "monai_fewshot" / "apps" / "setup_env.sh"), str(venv)], check=True, timeout=3600,
+                   capture_output=True)
+    serve = (
+        "import sys, torch, tests.toy_network\n"
+        "from monai_fewshot.apps.fewshot_label.infer import load_network\n"
+        "network, description = load_network(sys.argv[1], 'toy')\n"
+        "assert type(network).__name__ == 'ToyFewShot' and sys.argv[1] in description, description\n"
+        "assert network(torch.rand(1, 1, 32, 32), torch.rand(1, 1, 1, 32, 32), torch.ones(1, 1, 1, 32, 32)).shape == (1, 1, 32, 32)\n"
+    )
+    subprocess.run([str(venv / "bin" / "python"), "-c", serve, str(models / "model_fold1.pt")], check=True, cwd=repo,
+                   timeout=300)
+    assert sys.modules["tests.toy_network"]
+
+
+@pytest.mark.slow
 def test_prototype_baseline_trains_and_evaluates_through_the_command(small_chaos, tmp_path, capsys):
     from monai_fewshot.cli import main
 
