@@ -7,10 +7,11 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from monai_fewshot.bundle_runner import DEBUG_ENV
-from monai_fewshot.registry import DATASETS, FEWSHOT_NETWORKS, read_dataset_spec
+from monai_fewshot.registry import DATASETS, FEWSHOT_NETWORKS, read_dataset_spec, trained_networks
 
 __all__ = ["main"]
 
@@ -227,8 +228,6 @@ def _segment(args: argparse.Namespace) -> int:
 
 def _segment_painted(args: argparse.Namespace) -> int:
     """The painted-slice case in this process: propagation, mask and confidence JSON written atomically."""
-    import time
-
     import numpy as np
 
     from monai_fewshot.inferers import segment_painted_volume
@@ -255,8 +254,6 @@ def _restore(args: argparse.Namespace) -> int:
     source = Path(args.input).expanduser().resolve()
     if not source.is_file():
         raise SystemExit(f"error: input image {source} does not exist.")
-    import time
-
     target = Path(args.output).expanduser().resolve()
     if target.exists() and not args.overwrite:
         raise SystemExit(f"error: {target} already exists; choose another --output or pass --overwrite.")
@@ -348,8 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--ckpt-dir", help="folder of model_fold{F}.pt (default: the bundle's models/ for CAT-Net on "
                              "chaos, else models/<family>: e.g. models/alpnet, models/cmr, models/cloformer_xxs, "
                              "models/setting2_exclude2-3/alpnet)")
-        trained = sorted(name for name, spec in FEWSHOT_NETWORKS.items() if spec.trained)
-        choices = trained + (sorted(TRAINING_FREE) if training_free else [])
+        choices = trained_networks() + (sorted(TRAINING_FREE) if training_free else [])
         command.add_argument("--network", choices=choices, default="catnet", help="a registered few-shot network "
                              "(monai_fewshot.registry; default catnet): " + "; ".join(
                                  f"{name}: {FEWSHOT_NETWORKS[name].description}" for name in choices))
@@ -463,7 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Start monailabel's server with the few-shot app from the label environment (offline).",
     )
     label.add_argument("--studies", required=True, help="folder of NIfTI volumes (the datastore)")
-    label.add_argument("--network", choices=sorted(n for n, spec in FEWSHOT_NETWORKS.items() if spec.trained),
+    label.add_argument("--network", choices=trained_networks(),
                        default="catnet", help="the registered network that serves support_image requests (default catnet)")
     label.add_argument("--checkpoint", help="that network's weights as training saves them (e.g. models/alpnet/"
                        "model_fold0.pt with --network alpnet); default: initial weights")

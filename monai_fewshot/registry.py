@@ -36,6 +36,7 @@ __all__ = [
     "DatasetSpec",
     "FewShotNetworkSpec",
     "build_fewshot_network",
+    "trained_networks",
     "read_dataset_spec",
     "register_dataset",
     "register_fewshot_network",
@@ -75,6 +76,11 @@ def register_fewshot_network(name: str, spec: FewShotNetworkSpec) -> FewShotNetw
         raise ValueError(f"few-shot network {name!r} is already registered.")
     FEWSHOT_NETWORKS[name] = spec
     return spec
+
+
+def trained_networks() -> list[str]:
+    """The registered networks that have weights (what can be trained and served), sorted."""
+    return sorted(name for name, spec in FEWSHOT_NETWORKS.items() if spec.trained)
 
 
 def build_fewshot_network(name: str, **kwargs: Any):

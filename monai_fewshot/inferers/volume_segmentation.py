@@ -50,11 +50,6 @@ def axis_codes(affine: np.ndarray) -> str:
     return "".join(nib.aff2axcodes(np.asarray(affine)))
 
 
-def voxel_spacing(affine: np.ndarray) -> np.ndarray:
-    """Millimetres per voxel along each array axis."""
-    return np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(0))
-
-
 @torch.no_grad()
 def segment_volumes(
     network: nn.Module,
@@ -129,7 +124,7 @@ def segment_volumes(
                 f"{query} has in-plane size {tuple(volume.image.shape[1:3])} in the support's orientation {codes}, "
                 f"the support {support_image} {tuple(support.image.shape[1:3])}: resample them to one grid first."
             )
-        query_spacing, support_spacing = voxel_spacing(volume.affine)[:2], voxel_spacing(support.affine)[:2]
+        query_spacing, support_spacing = (nib.affines.voxel_sizes(a)[:2] for a in (volume.affine, support.affine))
         if np.any(np.abs(query_spacing / support_spacing - 1) > spacing_tolerance):
             raise ValueError(
                 f"{query} has in-plane spacing {np.round(query_spacing, 3).tolist()} mm, the support {support_image} "

@@ -28,11 +28,12 @@ from fastapi import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-__all__ = ["IMAGE_UPLOAD_LIMIT", "INFER_SERVER_KEYS", "LABEL_UPLOAD_LIMIT", "contain_datastore", "check_name", "guard_endpoints", "is_upload", "remove_upload"]
+__all__ = ["APP_SET_KEYS", "IMAGE_UPLOAD_LIMIT", "INFER_SERVER_KEYS", "LABEL_UPLOAD_LIMIT", "contain_datastore", "check_name", "guard_endpoints", "is_upload", "remove_upload"]
 
 LABEL_UPLOAD_LIMIT = 64 * 2**20  # bytes: a painted label map, compressed (a CHAOS one is about 20 kB)
 IMAGE_UPLOAD_LIMIT = 256 * 2**20  # bytes: an image added to the datastore (read into memory to check params)
-INFER_SERVER_KEYS = ("image", "label", "file", "support_image_path", "support_label_path")  # not a client's to set
+APP_SET_KEYS = ("support_image_path", "support_label_path")  # request keys only the app sets (support_image)
+INFER_SERVER_KEYS = ("image", "label", "file", *APP_SET_KEYS)  # not a client's to set
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _UPLOAD = re.compile(r"tmp[\w]{8}(\.[A-Za-z0-9]+)*")  # monailabel's NamedTemporaryFile for an upload
 

@@ -49,9 +49,9 @@ def load_network(checkpoint: str | None, network_name: str = "catnet", seed: int
     torch.manual_seed(seed)
     network = build_fewshot_network(network_name, spatial_dims=2)
     if not checkpoint:
-        return network.eval(), f"initial weights (seed {seed}; no checkpoint configured)"
+        return network.eval(), f"{network_name}, initial weights (seed {seed}; no checkpoint configured)"
     load_network_weights(network, checkpoint)
-    return network.eval(), f"checkpoint {os.path.abspath(checkpoint)}"
+    return network.eval(), f"{network_name}, checkpoint {os.path.abspath(checkpoint)}"
 
 
 MAX_VOXELS = 512 * 512 * 1024  # the largest volume the server reads (2^28 voxels)
@@ -141,7 +141,6 @@ class FewShotScribblesInfer(BasicInferTask):
         self.slice_size = tuple(slice_size)
         self._lock = threading.Lock()
         self._network, self.weights = load_network(checkpoint, network)
-        self.weights = f"{network}, {self.weights}"
 
     def is_valid(self) -> bool:
         return True

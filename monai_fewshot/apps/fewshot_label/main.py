@@ -28,14 +28,19 @@ from monailabel.interfaces.app import MONAILabelApp
 from monailabel.interfaces.tasks.infer_v2 import InferTask
 
 from monai_fewshot import __version__
-from monai_fewshot.apps.fewshot_label.guard import contain_datastore, guard_endpoints, is_upload, remove_upload
+from monai_fewshot.apps.fewshot_label.guard import (
+    APP_SET_KEYS,
+    contain_datastore,
+    guard_endpoints,
+    is_upload,
+    remove_upload,
+)
 from monai_fewshot.apps.fewshot_label.infer import FewShotScribblesInfer
-from monai_fewshot.registry import FEWSHOT_NETWORKS
+from monai_fewshot.registry import FEWSHOT_NETWORKS, trained_networks
 
 logger = logging.getLogger(__name__)
 
 MODEL_NAME = "catnet_fewshot"
-APP_SET_KEYS = ("support_image_path", "support_label_path")  # request keys only the app sets
 
 
 class FewShotLabelApp(MONAILabelApp):
@@ -49,8 +54,9 @@ class FewShotLabelApp(MONAILabelApp):
         self.network = conf.get("network", "catnet")
         spec = FEWSHOT_NETWORKS.get(self.network)
         if spec is None or not spec.trained:
-            trained = sorted(name for name, entry in FEWSHOT_NETWORKS.items() if entry.trained)
-            raise ValueError(f"--conf network {self.network!r}: expected a registered network with weights, one of {trained}.")
+            raise ValueError(
+                f"--conf network {self.network!r}: expected a registered network with weights, one of {trained_networks()}."
+            )
         default_size = ",".join(map(str, spec.working_size))
         self.slice_size = tuple(int(s) for s in str(conf.get("slice_size", default_size)).split(","))
         super().__init__(
