@@ -7,7 +7,10 @@ One forward (no grad, eval mode) and one forward+backward (train mode, loss = me
 2. runs the pass once (warm-up: first-call costs such as cached position-bias geometry and kernel set-up)
    and records ``ru_maxrss`` again: the difference is the pass's peak memory on top of model and input;
 3. times ``--repeats`` further passes and keeps the fastest of all, the first included (``--repeats 0``:
-   the first pass alone, which on a busy machine is the one to afford).
+   the first pass alone, which on a busy machine is the one to afford);
+4. counts the pass's multiply-accumulates once more under torch's ``FlopCounterMode`` (MACs = FLOPs / 2;
+   the CPU flash-attention kernel, which torch's table lacks, is counted like the other attention kernels),
+   so the table gives MACs per second beside the time: how efficiently each model does its work.
 
 On CPU each case's address space is capped at ``--memory-limit-gib`` (``RLIMIT_AS``), so a case that
 needs more fails with an allocation error, recorded as skipped, instead of swapping the shared machine.
@@ -40,10 +43,19 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode, flop_registry, register_flop_formula, sdpa_flop_count
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("grl_tiny", "grl_tiny_ckpt", "swin_unetr", "restormer")
 PASSES = ("forward", "forward_backward")
+
+
+CPU_FLASH = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+if CPU_FLASH not in flop_registry:
+
+    @register_flop_formula(CPU_FLASH)
+    def _cpu_flash_attention_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+        return sdpa_flop_count(query_shape, key_shape, value_shape)
 
 
 def build(name: str) -> tuple[nn.Module, int, int]:
@@ -116,7 +128,12 @@ def run_case(name: str, size: int, mode: str, repeats: int, device: str, threads
         start = time.perf_counter()
         one_pass()
         times.append(time.perf_counter() - start)
-    return {"model": name, "size": size, "pass": mode, "params": params, "seconds": min(times), "peak_mib": peak_mib}
+    counter = FlopCounterMode(display=False)
+    with counter:
+        one_pass()
+    macs = counter.get_total_flops() / 2
+    return {"model": name, "size": size, "pass": mode, "params": params, "seconds": min(times), "peak_mib": peak_mib,
+            "gmacs": macs / 1e9, "gmacs_per_second": macs / 1e9 / min(times)}
 
 
 def main() -> None:
@@ -181,7 +198,8 @@ def _format(row: dict) -> str:
     head = f"{row['model']:<11} {row['pass']:<16} {row['size']:>3}^3"
     if "skipped" in row:
         return f"{head}  skipped: {row['skipped']}"
-    return f"{head}  params {row['params'] / 1e6:5.2f} M  time {row['seconds']:8.2f} s  peak {row['peak_mib']:8.0f} MiB"
+    return (f"{head}  params {row['params'] / 1e6:5.2f} M  time {row['seconds']:8.2f} s  peak {row['peak_mib']:8.0f} MiB"
+            f"  {row['gmacs']:8.1f} GMACs  {row['gmacs_per_second']:6.2f} GMAC/s")
 
 
 def _growth(rows: list[dict], mode: str, small: int, large: int) -> list[dict]:

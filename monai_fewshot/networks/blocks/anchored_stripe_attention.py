@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 from einops import rearrange
-from monai.networks.nets.swin_unetr import window_partition, window_reverse
 from monai.utils import ensure_tuple_rep
 from torch import nn
 
 from monai_fewshot.networks.blocks.cosine_attention import CosineAttention
 from monai_fewshot.networks.blocks.shift_masks import shift_masks
+from monai_fewshot.networks.blocks.window_layout import window_layout
 
 __all__ = ["AnchoredStripeAttention", "stripe_shape"]
 
@@ -49,7 +50,9 @@ class AnchoredStripeAttention(nn.Module):
     attends to the anchors, ``Y = softmax(Q A^T) Z``: cost O(N_stripe * N_anchor) instead of O(N_stripe^2).
     Both steps are :class:`CosineAttention` with their own logit scales and position-bias MLPs; anchor
     coordinates are positions on the anchor grid. With ``shift``, stripes and anchors are rolled by half a
-    stripe and the wrapped regions are masked from each other.
+    stripe and the wrapped regions are masked from each other. Stripes and anchor windows are gathered
+    (roll, partition and grouping in one copy) and put back by
+    :func:`~monai_fewshot.networks.blocks.window_layout.window_layout`.
 
     Args:
         spatial_dims: 2 or 3.
@@ -94,29 +97,30 @@ class AnchoredStripeAttention(nn.Module):
         Returns:
             (B, *S, C).
         """
-        batch, spatial = qkv.shape[0], tuple(qkv.shape[1:-1])
-        axes = tuple(range(1, len(spatial) + 1))
+        batch, spatial, width = qkv.shape[0], tuple(qkv.shape[1:-1]), qkv.shape[-1]
+        anchor_spatial = tuple(anchors.shape[1:-1])
         anchor_shift = tuple(s // f for s, f in zip(self.shift_size, self.down_factor))
-        shifted = any(self.shift_size)
-        if shifted:
-            qkv = torch.roll(qkv, shifts=tuple(-s for s in self.shift_size), dims=axes)
-            anchors = torch.roll(anchors, shifts=tuple(-s for s in anchor_shift), dims=axes)
+        shifted = tuple(s > 0 for s in self.shift_size)
+        stripes = window_layout(spatial, self.stripe_size, self.shift_size, shifted, qkv.device)
+        anchor_windows = window_layout(anchor_spatial, self.anchor_size, anchor_shift, shifted, qkv.device)
         q, k, v = rearrange(
-            window_partition(qkv, self.stripe_size),
-            "(b w) n (three h d) -> three b w h n d",
-            b=batch,
+            qkv.reshape(batch, -1, width).index_select(1, stripes.gather),
+            "b (w n) (three h d) -> three b w h n d",
+            n=math.prod(self.stripe_size),
             three=3,
             h=self.num_heads,
         )
-        a = rearrange(window_partition(anchors, self.anchor_size), "(b w) n (h d) -> b w h n d", b=batch, h=self.num_heads)
+        a = rearrange(
+            anchors.reshape(batch, -1, anchors.shape[-1]).index_select(1, anchor_windows.gather),
+            "b (w n) (h d) -> b w h n d",
+            n=math.prod(self.anchor_size),
+            h=self.num_heads,
+        )
         mask_a2s = mask_s2a = None
-        if shifted:
+        if any(shifted):
             grid = tuple(s // w for s, w in zip(spatial, self.stripe_size))
             mask_a2s = shift_masks(grid, self.anchor_size, anchor_shift, self.stripe_size, self.shift_size, qkv.device)
             mask_s2a = shift_masks(grid, self.stripe_size, self.shift_size, self.anchor_size, anchor_shift, qkv.device)
-        z = self.anchor_to_stripe(a, k, v, self.anchor_size, self.stripe_size, mask_a2s)
-        y = self.stripe_to_anchor(q, a, z, self.stripe_size, self.anchor_size, mask_s2a)
-        out = window_reverse(rearrange(y, "b w h n d -> (b w) n (h d)"), self.stripe_size, (batch, *spatial))
-        if shifted:
-            out = torch.roll(out, shifts=self.shift_size, dims=axes)
-        return out
+        z = self.anchor_to_stripe(a, k, v, self.anchor_size, self.stripe_size, mask_a2s)  # (B, W, N_a, heads, d)
+        y = self.stripe_to_anchor(q, a, z.transpose(2, 3), self.stripe_size, self.anchor_size, mask_s2a)
+        return y.reshape(batch, -1, width // 3).index_select(1, stripes.scatter).reshape(batch, *spatial, width // 3)

@@ -14,6 +14,9 @@ from monai_fewshot.networks.utils import tensor_cache
 
 __all__ = ["CosineAttention", "relative_coordinates"]
 
+#: float elements of the attention logits one backward chunk may hold (64 MiB in float32)
+BACKWARD_CHUNK_ELEMENTS = 2**24
+
 
 @tensor_cache(maxsize=128)
 def relative_coordinates(
@@ -71,10 +74,12 @@ class CosineAttention(nn.Module):
     ``softmax(cos(q, k) * exp(min(logit_scale, log 100)) + 16 * sigmoid(CPB(coords)) + mask) v``, with a
     learned logit scale per head (initialised at log 10) and CPB = Linear(spatial_dims, 512), ReLU,
     Linear(512, num_heads, no bias) applied to :func:`relative_coordinates`. The softmax runs in
-    :func:`torch.nn.functional.scaled_dot_product_attention`: q and k are normalised, q is pre-multiplied by
-    the logit scale (``scale=1``), and bias plus shift mask go in as one float ``attn_mask`` per group of
-    windows that share a shift mask. Query and key windows may have different shapes (GRL's stripe <-> anchor
-    attention).
+    :func:`torch.nn.functional.scaled_dot_product_attention` (CPU flash attention, the fused CUDA kernels):
+    q and k are normalised, q is pre-multiplied by the logit scale (``scale=1``), and bias plus shift mask go
+    in as one float ``attn_mask`` per group of windows that share a shift mask. In training the backward
+    pass recomputes the attention logits window chunk by window chunk (:class:`_BiasedAttention`), so the
+    position bias gets its gradient without (windows x heads x N_q x N_k) tensors kept from the forward pass.
+    Query and key windows may have different shapes (GRL's stripe <-> anchor attention).
 
     Args:
         spatial_dims: number of spatial axes of the windows (2 or 3), the CPB input width.
@@ -95,30 +100,31 @@ class CosineAttention(nn.Module):
         self.cpb_mlp = nn.Sequential(
             nn.Linear(spatial_dims, cpb_hidden), nn.ReLU(inplace=True), nn.Linear(cpb_hidden, num_heads, bias=False)
         )
-        self._frozen_bias: dict = {}  # bias tables computed without autograd, see `_frozen_bias_table`
+        self._frozen_bias: dict = {}  # biases computed without autograd, see `_frozen_bias`
 
     def position_bias(self, query_shape: Sequence[int], key_shape: Sequence[int], device: torch.device) -> torch.Tensor:
         """(num_heads, N_q, N_k) bias ``16 * sigmoid(CPB(coords))`` for windows of these shapes."""
         geometry = (tuple(query_shape), tuple(key_shape), device)
-        table, index = relative_coordinates(*geometry)
         if torch.is_grad_enabled() or torch.compiler.is_compiling():
-            bias = 16 * torch.sigmoid(self.cpb_mlp(table))  # (T, heads)
-        else:
-            bias = self._frozen_bias_table(geometry, table)
-        return bias.t()[:, index]  # gathered head-major: contiguous, as the attention kernel wants it
+            return self._bias(*relative_coordinates(*geometry))
+        return self._frozen_bias_for(geometry)
 
-    def _frozen_bias_table(self, geometry: tuple, table: torch.Tensor) -> torch.Tensor:
-        """The (T, heads) bias table without autograd, kept while the MLP's weights are unchanged.
+    def _bias(self, table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """The MLP over the (T, dims) offsets, gathered head-major into (heads, N_q, N_k), contiguous."""
+        return (16 * torch.sigmoid(self.cpb_mlp(table))).t()[:, index]
 
-        The MLP over a 3D stripe's ~14k offsets costs a quarter of a 32^3 forward; inference (sliding
-        windows, many forwards) computes it once per geometry. Weights that change in place (an optimizer
-        step, ``load_state_dict``) or are replaced change the key and drop the kept tables.
+    def _frozen_bias_for(self, geometry: tuple) -> torch.Tensor:
+        """The gathered bias without autograd, kept while the MLP's weights are unchanged.
+
+        The MLP over a 3D stripe's ~14k offsets and the gather cost a quarter of a 32^3 forward; inference
+        (sliding windows, many forwards) computes them once per geometry. Weights that change in place (an
+        optimizer step, ``load_state_dict``) or are replaced change the key and drop the kept biases.
         """
         weights = tuple((p.data_ptr(), p._version, p.dtype) for p in self.cpb_mlp.parameters())
         if self._frozen_bias.get("weights") != weights:
             self._frozen_bias = {"weights": weights}
         if geometry not in self._frozen_bias:
-            self._frozen_bias[geometry] = 16 * torch.sigmoid(self.cpb_mlp(table))
+            self._frozen_bias[geometry] = self._bias(*relative_coordinates(*geometry))
         return self._frozen_bias[geometry]
 
     def forward(
@@ -132,38 +138,74 @@ class CosineAttention(nn.Module):
     ) -> torch.Tensor:
         """
         Args:
-            q: (B, W, heads, N_q, d) queries of W windows with ``prod(query_shape)`` tokens each.
+            q: (B, W, heads, N_q, d) queries of W windows with ``prod(query_shape)`` tokens each (any strides
+                with the last dimension contiguous, e.g. a view of the projected tokens).
             k: (B, W, heads, N_k, d) keys.
             v: (B, W, heads, N_k, d_v) values.
             query_shape: window shape of the queries.
             key_shape: window shape of the keys.
-            mask: the shift masks of the W windows (:func:`~monai_fewshot.networks.blocks.shift_masks.shift_masks`),
-                or None. Each group of windows runs with its own mask, so memory stays that of one window's
-                logits per head, not W of them.
+            mask: the shift masks of the W windows, which come group after group
+                (:func:`~monai_fewshot.networks.blocks.shift_masks.shift_masks`), or None. Each group runs
+                with its own mask, so memory stays that of one window's logits per head, not W of them.
 
         Returns:
-            (B, W, heads, N_q, d_v).
+            (B, W, N_q, heads, d_v), token-major, so that merging the heads is a view where the kernel wrote
+            it contiguous (the fused CPU and CUDA kernels do).
         """
         scale = torch.clamp(self.logit_scale, max=math.log(100.0)).exp()
-        q = (F.normalize(q, dim=-1) * scale).to(v.dtype)
-        k = F.normalize(k, dim=-1).to(v.dtype)
+        q = (q * (scale / torch.linalg.vector_norm(q, dim=-1, keepdim=True).clamp_min(1e-12))).to(v.dtype)
+        k = (k / torch.linalg.vector_norm(k, dim=-1, keepdim=True).clamp_min(1e-12)).to(v.dtype)
         bias = self.position_bias(query_shape, key_shape, q.device).to(v.dtype)  # (heads, N_q, N_k)
         if mask is None:
             return self._attend(q, k, v, bias)
-        if len(mask.masks) == 1:
-            return self._attend(q, k, v, bias + mask.masks[0].to(v.dtype))
-        parts = [
-            self._attend(q.index_select(1, w), k.index_select(1, w), v.index_select(1, w), bias + m.to(v.dtype))
-            for m, w in zip(mask.masks, mask.windows)
-        ]
-        return torch.cat(parts, dim=1).index_select(1, mask.restore)
+        parts = []
+        for part, group_mask in zip(zip(q.split(mask.sizes, 1), k.split(mask.sizes, 1), v.split(mask.sizes, 1)), mask.masks):
+            parts.append(self._attend(*part, bias + group_mask.to(v.dtype)))
+        return torch.cat(parts, dim=1)
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
-        """Softmax attention of (B, W, heads, N, d) windows with one (heads, N_q, N_k) float mask for all."""
+        """Softmax attention of (B, W, heads, N, d) windows with one (heads, N_q, N_k) float mask for all
+        -> (B, W, N_q, heads, d_v)."""
         batch, windows = q.shape[:2]
         # 4D inputs and a broadcast 4D mask take the fused kernels (CPU flash attention: ~7x the math path it
         # falls back to with 5D inputs or a 3D mask; a broadcast mask is read in place, never expanded)
         q, k, v = (t.flatten(0, 1) for t in (q, k, v))
         dropout = self.dropout_rate if self.training else 0.0
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask[None], dropout_p=dropout, scale=1.0)
-        return out.unflatten(0, (batch, windows))
+        if dropout == 0.0 and torch.is_grad_enabled() and not torch.compiler.is_compiling():
+            out = _BiasedAttention.apply(q, k, v, attn_mask)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask[None], dropout_p=dropout, scale=1.0)
+        # the kernels write token-major memory: the transposed view is contiguous (no copy)
+        return out.transpose(1, 2).unflatten(0, (batch, windows))
+
+
+class _BiasedAttention(torch.autograd.Function):
+    """``softmax(q k^T + bias) v`` for (W, heads, N, d) windows sharing one (heads, N_q, N_k) differentiable
+    bias: the fused forward kernel, and a backward that recomputes the softmax for a chunk of windows at a
+    time (``BACKWARD_CHUNK_ELEMENTS``), instead of the unfused path PyTorch takes for a bias with a gradient,
+    which keeps every window's logits and probabilities from the forward pass (8 GiB for a 32^3 GRL-T)."""
+
+    @staticmethod
+    def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        # detached: inputs that require grad would send the kernel selection to the unfused path
+        out = F.scaled_dot_product_attention(q.detach(), k.detach(), v.detach(), attn_mask=bias.detach()[None], scale=1.0)
+        ctx.save_for_backward(q, k, v, bias, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        q, k, v, bias, out = ctx.saved_tensors
+        grad_out = grad_out.to(out.dtype)
+        grad_q, grad_k, grad_v = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+        grad_bias = torch.zeros(bias.shape, dtype=torch.float32, device=bias.device)
+        delta = (grad_out * out).sum(-1, keepdim=True)  # (W, heads, N_q, 1): rowsum(dP * P)
+        chunk = max(1, BACKWARD_CHUNK_ELEMENTS // bias.numel())
+        for start in range(0, q.shape[0], chunk):
+            part = slice(start, start + chunk)
+            probs = torch.softmax(q[part] @ k[part].transpose(-1, -2) + bias, dim=-1)
+            grad_v[part] = probs.transpose(-1, -2) @ grad_out[part]
+            grad_logits = probs.mul_((grad_out[part] @ v[part].transpose(-1, -2)).sub_(delta[part]))
+            grad_q[part] = grad_logits @ k[part]
+            grad_k[part] = grad_logits.transpose(-1, -2) @ q[part]
+            grad_bias += grad_logits.sum(0, dtype=torch.float32)
+        return grad_q, grad_k, grad_v, grad_bias.to(bias.dtype)

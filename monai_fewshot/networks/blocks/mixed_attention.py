@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from monai.networks.layers.factories import Pool
+from monai.utils import ensure_tuple_rep
 from torch import nn
 
 from monai_fewshot.networks.blocks.anchored_stripe_attention import AnchoredStripeAttention
@@ -19,7 +19,8 @@ class MixedAttention(nn.Module):
 
     One Linear(C, 3C) gives q, k and v; their channels are split in half: the first half goes through
     :class:`WindowAttention`, the second through :class:`AnchoredStripeAttention` with anchors
-    ``Linear(C, C/2)(AvgPool_df(x))``; the two C/2 outputs are concatenated and projected by Linear(C, C).
+    ``Linear(C, C/2)(AvgPool_df(x))`` (the average taken on the channels-last tokens: no layout change); the two
+    C/2 outputs are concatenated and projected by Linear(C, C).
 
     Args:
         spatial_dims: 2 or 3.
@@ -57,7 +58,7 @@ class MixedAttention(nn.Module):
                 f"({num_heads_window}) and num_heads_stripe ({num_heads_stripe})."
             )
         self.qkv = nn.Linear(hidden_size, 3 * hidden_size, bias=qkv_bias)
-        self.anchor_pool = Pool[Pool.AVG, spatial_dims](anchor_window_down_factor, anchor_window_down_factor)
+        self.anchor_window_down_factor = ensure_tuple_rep(anchor_window_down_factor, spatial_dims)
         self.anchor_proj = nn.Linear(hidden_size, half)
         self.window_attention = WindowAttention(spatial_dims, num_heads_window, window_size, window_shift, dropout_rate)
         self.stripe_attention = AnchoredStripeAttention(
@@ -65,6 +66,13 @@ class MixedAttention(nn.Module):
         )
         self.proj = nn.Linear(hidden_size, hidden_size)
         self.drop_output = nn.Dropout(dropout_rate)
+
+    def pool_anchors(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, *S, C) -> (B, *S / anchor_window_down_factor, C): the mean of each pooling cell."""
+        cells = [x.shape[0]]
+        for size, factor in zip(x.shape[1:-1], self.anchor_window_down_factor):
+            cells += [size // factor, factor]
+        return x.reshape(*cells, x.shape[-1]).mean(dim=tuple(range(2, len(cells), 2)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """
@@ -75,6 +83,6 @@ class MixedAttention(nn.Module):
             (B, *S, C).
         """
         qkv_window, qkv_stripe = self.qkv(x).chunk(2, dim=-1)
-        anchors = self.anchor_proj(self.anchor_pool(x.movedim(-1, 1)).movedim(1, -1))
+        anchors = self.anchor_proj(self.pool_anchors(x))
         out = torch.cat([self.window_attention(qkv_window), self.stripe_attention(qkv_stripe, anchors)], dim=-1)
         return self.drop_output(self.proj(out))

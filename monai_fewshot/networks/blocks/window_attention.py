@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 from einops import rearrange
-from monai.networks.nets.swin_unetr import window_partition, window_reverse
 from monai.utils import ensure_tuple_rep
 from torch import nn
 
 from monai_fewshot.networks.blocks.cosine_attention import CosineAttention
 from monai_fewshot.networks.blocks.shift_masks import shift_masks
+from monai_fewshot.networks.blocks.window_layout import window_layout
 
 __all__ = ["WindowAttention"]
 
@@ -19,10 +20,12 @@ __all__ = ["WindowAttention"]
 class WindowAttention(nn.Module):
     """Cosine self attention inside non-overlapping N-D windows, optionally cyclically shifted by half a window.
 
-    Windows are cut with MONAI's Swin ``window_partition`` / ``window_reverse``; a shifted block rolls the
-    map by ``-window // 2`` first, masks the token pairs that the roll brought together from opposite sides
-    (-100, the masks of MONAI's ``compute_mask``, held once per window pattern by
-    :func:`~monai_fewshot.networks.blocks.shift_masks.shift_masks`) and rolls back afterwards.
+    The windows of MONAI's Swin ``window_partition``; a shifted block rolls the map by ``-window // 2``
+    first, masks the token pairs that the roll brought together from opposite sides (-100, the masks of
+    MONAI's ``compute_mask``, held once per window pattern by
+    :func:`~monai_fewshot.networks.blocks.shift_masks.shift_masks`) and rolls back afterwards. Roll,
+    partition and grouping are one gather of the tokens, and their inverse one more
+    (:func:`~monai_fewshot.networks.blocks.window_layout.window_layout`).
 
     Args:
         spatial_dims: 2 or 3.
@@ -57,24 +60,18 @@ class WindowAttention(nn.Module):
         Returns:
             (B, *S, C).
         """
-        spatial = tuple(qkv.shape[1:-1])
-        axes = tuple(range(1, len(spatial) + 1))
-        shifted = any(self.shift_size)
-        if shifted:
-            qkv = torch.roll(qkv, shifts=tuple(-s for s in self.shift_size), dims=axes)
-        windows = window_partition(qkv, self.window_size)  # (B * W, N, 3C)
+        batch, spatial, width = qkv.shape[0], tuple(qkv.shape[1:-1]), qkv.shape[-1]
+        shifted = tuple(s > 0 for s in self.shift_size)
+        layout = window_layout(spatial, self.window_size, self.shift_size, shifted, qkv.device)
+        windows = qkv.reshape(batch, -1, width).index_select(1, layout.gather)
         q, k, v = rearrange(
-            windows, "(b w) n (three h d) -> three b w h n d", b=qkv.shape[0], three=3, h=self.num_heads
+            windows, "b (w n) (three h d) -> three b w h n d", n=math.prod(self.window_size), three=3, h=self.num_heads
         )
         grid = tuple(s // w for s, w in zip(spatial, self.window_size))
         mask = (
             shift_masks(grid, self.window_size, self.shift_size, self.window_size, self.shift_size, qkv.device)
-            if shifted
+            if any(shifted)
             else None
         )
-        out = self.attention(q, k, v, self.window_size, self.window_size, mask)
-        out = window_reverse(rearrange(out, "b w h n d -> (b w) n (h d)"), self.window_size, (qkv.shape[0], *spatial))
-        if shifted:
-            out = torch.roll(out, shifts=self.shift_size, dims=axes)
-        return out
-
+        out = self.attention(q, k, v, self.window_size, self.window_size, mask)  # (B, W, N, heads, d)
+        return out.reshape(batch, -1, width // 3).index_select(1, layout.scatter).reshape(batch, *spatial, width // 3)

@@ -12,9 +12,11 @@ from monai_fewshot.networks.blocks import (
     MixedAttentionTransformerLayer,
     ShiftMasks,
     WindowAttention,
+    group_windows,
     relative_coordinates,
     shift_masks,
     stripe_shape,
+    window_layout,
 )
 
 CPU = torch.device("cpu")
@@ -37,21 +39,52 @@ def test_stripe_anchor_coordinates_are_symmetric():
     torch.testing.assert_close(table_sa[index_sa], -table_as[index_as].transpose(0, 1))
 
 
-def test_cosine_attention_matches_explicit_softmax():
+def _explicit_attention(attention, q, k, v, query_shape, key_shape, per_window):
+    """softmax(cos(q, k) * 10 + bias + mask) v written out, (B, W, heads, N, d) -> (B, W, N, heads, d)."""
+    cos = torch.nn.functional.normalize(q, dim=-1) @ torch.nn.functional.normalize(k, dim=-1).transpose(-1, -2)
+    logits = cos * attention.logit_scale.exp() + attention.position_bias(query_shape, key_shape, CPU) + per_window[:, None]
+    return (torch.softmax(logits, -1) @ v).transpose(2, 3)
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_cosine_attention_matches_explicit_softmax(training):
+    """Grouped windows (3 without a mask, then 2 with one) against the softmax written out; in training the
+    chunked backward (one window per chunk here) gives autograd's gradients for q, k, v and the bias MLP."""
     torch.manual_seed(0)
     attention = CosineAttention(2, num_heads=2)
     q, k, v = torch.randn(3, 2, 5, 2, 6, 4).unbind(0)  # (B, W, heads, N, d) with a 2x3 window
     blocked = torch.zeros(6, 6)
     blocked[:3, 3:] = -100.0
-    # windows 1 and 3 use the blocked mask, the others none: grouped, then put back in window order
-    mask = ShiftMasks(
-        (torch.zeros(6, 6), blocked), (torch.tensor([0, 2, 4]), torch.tensor([1, 3])), torch.tensor([0, 3, 1, 4, 2])
-    )
-    out = attention(q, k, v, (2, 3), (2, 3), mask)
-    per_window = torch.stack([torch.zeros(6, 6), blocked, torch.zeros(6, 6), blocked, torch.zeros(6, 6)])
-    cos = torch.nn.functional.normalize(q, dim=-1) @ torch.nn.functional.normalize(k, dim=-1).transpose(-1, -2)
-    logits = cos * 10.0 + attention.position_bias((2, 3), (2, 3), CPU) + per_window[:, None]
-    torch.testing.assert_close(out, torch.softmax(logits, -1) @ v, rtol=1e-4, atol=1e-5)
+    mask = ShiftMasks((torch.zeros(6, 6), blocked), (3, 2))
+    per_window = torch.stack([torch.zeros(6, 6)] * 3 + [blocked] * 2)
+    inputs = [t.clone().requires_grad_(training) for t in (q, k, v)]
+    with torch.set_grad_enabled(training), pytest.MonkeyPatch.context() as patch:
+        patch.setattr("monai_fewshot.networks.blocks.cosine_attention.BACKWARD_CHUNK_ELEMENTS", 2 * 6 * 6)
+        out = attention(*inputs, (2, 3), (2, 3), mask)
+        expected = _explicit_attention(attention, q, k, v, (2, 3), (2, 3), per_window)
+    assert out.shape == (2, 5, 6, 2, 4)
+    torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-5)
+    if training:
+        weights = torch.randn_like(out)
+        grads = torch.autograd.grad((out * weights).sum(), [*inputs, *attention.parameters()])
+        reference_inputs = [t.clone().requires_grad_(True) for t in (q, k, v)]
+        reference = _explicit_attention(attention, *reference_inputs, (2, 3), (2, 3), per_window)
+        expected_grads = torch.autograd.grad((reference * weights).sum(), [*reference_inputs, *attention.parameters()])
+        for grad, expected_grad in zip(grads, expected_grads):
+            torch.testing.assert_close(grad, expected_grad, rtol=1e-4, atol=1e-5)
+
+
+def test_window_layout_is_roll_partition_and_grouping():
+    """The gather equals torch.roll, MONAI's window_partition and the grouped window order; scatter undoes it."""
+    spatial, window, shift = (4, 8, 6), (2, 4, 3), (1, 2, 1)
+    tokens = torch.randn(2, *spatial, 5)
+    layout = window_layout(spatial, window, shift, (True, True, True), CPU)
+    rolled = torch.roll(tokens, shifts=tuple(-s for s in shift), dims=(1, 2, 3))
+    windows = window_partition(rolled, window).reshape(2, -1, 2 * 4 * 3, 5)  # (B, W, N, C)
+    order = [w for _, members in group_windows((2, 2, 2), (True, True, True)) for w in members]
+    gathered = tokens.reshape(2, -1, 5).index_select(1, layout.gather)
+    torch.testing.assert_close(gathered, windows[:, order].reshape(2, -1, 5))
+    torch.testing.assert_close(gathered.index_select(1, layout.scatter).reshape(tokens.shape), tokens)
 
 
 @pytest.mark.parametrize(
@@ -65,10 +98,11 @@ def test_grouped_shift_masks_equal_monai_compute_mask(spatial, window):
     reference = compute_mask(spatial, window, shift, CPU)  # (W, N, N)
     assert len(grouped.masks) <= 2 ** len(spatial)
     per_window = torch.empty_like(reference)
-    for mask, windows in zip(grouped.masks, grouped.windows):
+    groups = group_windows(grid, tuple(s > 0 for s in shift))
+    assert grouped.sizes == tuple(len(windows) for _, windows in groups)
+    for mask, (_, windows) in zip(grouped.masks, groups):
         per_window[windows] = mask
     torch.testing.assert_close(per_window, reference)
-    assert sorted(grouped.restore.tolist()) == list(range(reference.shape[0]))
 
 
 def test_grouped_anchor_masks_keep_each_token_with_its_region():
@@ -88,7 +122,7 @@ def test_grouped_anchor_masks_keep_each_token_with_its_region():
     tokens = region(spatial, stripe, shift)
     reference = torch.where(anchors[:, :, None] == tokens[:, None, :], 0.0, -100.0)
     grouped = shift_masks((2, 2), anchor, anchor_shift, stripe, shift, CPU)
-    for mask, windows in zip(grouped.masks, grouped.windows):
+    for mask, (_, windows) in zip(grouped.masks, group_windows((2, 2), (True, True))):
         torch.testing.assert_close(reference[windows], mask.expand(len(windows), -1, -1))
 
 
