@@ -13,9 +13,15 @@ import warnings
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["DEBUG_ENV", "main", "user_error"]
+__all__ = ["ALLOCATOR_TUNABLES", "DEBUG_ENV", "child_environment", "main", "user_error"]
 
 DEBUG_ENV = "MONAI_FEWSHOT_DEBUG"
+#: glibc's malloc settings for the bundle processes: every allocation from the heap, and freed memory kept for
+#: the next one. PyTorch frees and reallocates its CPU tensors at every layer; under glibc's defaults each one
+#: above 32 MB is a fresh ``mmap`` whose pages the kernel zeroes again, which made a third of a GRL restore's CPU
+#: time system time (a 64 x 64 x 36 patch: 16.5 s -> 10.8 s, system time 12.8 s -> 0.9 s). Ignored where the C
+#: library is not glibc; a ``GLIBC_TUNABLES`` already set is left as it is.
+ALLOCATOR_TUNABLES = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736"
 _PACKAGE = str(Path(__file__).resolve().parent)
 
 
@@ -38,6 +44,11 @@ def user_error(error: BaseException) -> BaseException:
         current = current.__cause__ or current.__context__
     ours = [e for e in chain if _raised_here(e.__traceback__)]
     return (ours or chain)[-1]
+
+
+def child_environment() -> dict[str, str]:
+    """The environment to start a bundle process in: this one, plus :data:`ALLOCATOR_TUNABLES`."""
+    return {"GLIBC_TUNABLES": ALLOCATOR_TUNABLES, **os.environ}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from monai_fewshot.bundle_runner import DEBUG_ENV
+from monai_fewshot.bundle_runner import DEBUG_ENV, child_environment
 from monai_fewshot.registry import DATASETS, FEWSHOT_NETWORKS, read_dataset_spec, trained_networks
 
 __all__ = ["main"]
@@ -31,7 +31,8 @@ def _run_bundle(bundle: Path, configs: list[str], **overrides) -> int:
     """MONAI's ``bundle run`` in a child process (:mod:`monai_fewshot.bundle_runner`: failures in one line), so its
     logging and failures stay its own. Paths are passed absolute (``--output 2024`` stays a folder, not a number).
     SIGINT, SIGTERM and SIGHUP are forwarded to the child, which runs in its own process group, and the command
-    waits for it: stopping the command stops the run, and no trainer is left behind."""
+    waits for it: stopping the command stops the run, and no trainer is left behind. The child's allocator keeps
+    freed memory (:data:`~monai_fewshot.bundle_runner.ALLOCATOR_TUNABLES`)."""
     files = [str(bundle / "configs" / c) for c in configs]
     command = [sys.executable, "-m", "monai_fewshot.bundle_runner", "run",
                "--config_file", files[0] if len(files) == 1 else repr(files),
@@ -40,7 +41,7 @@ def _run_bundle(bundle: Path, configs: list[str], **overrides) -> int:
     for key, value in overrides.items():
         if value is not None:
             command += [f"--{key}", str(Path(value).expanduser().resolve()) if isinstance(value, Path) else str(value)]
-    child = subprocess.Popen(command, process_group=0)
+    child = subprocess.Popen(command, process_group=0, env=child_environment())
     forwarded = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     previous = {s: signal.signal(s, lambda signum, _: child.send_signal(signum)) for s in forwarded}
     try:

@@ -113,3 +113,20 @@ def test_evaluate_replaces_an_earlier_evaluation_whole_or_not_at_all(tmp_path):
     assert sorted(p.name for p in output.iterdir()) == ["registration_dice.md"]
     assert (output / "registration_dice.md").read_text() == "new table"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad", "eval", "ok"]  # no staging folder left
+
+
+def test_bundle_processes_keep_freed_memory_unless_the_user_set_the_allocator(monkeypatch):
+    from monai_fewshot.bundle_runner import ALLOCATOR_TUNABLES, child_environment
+
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    monkeypatch.setenv("SOME_USER_SETTING", "kept")
+    env = child_environment()
+    assert env["GLIBC_TUNABLES"] == ALLOCATOR_TUNABLES == "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736"
+    assert env["SOME_USER_SETTING"] == "kept"
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=2")
+    assert child_environment()["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=2"
+    # a child started with it runs (glibc accepts the tunables) and sees them
+    env = {**child_environment(), "GLIBC_TUNABLES": ALLOCATOR_TUNABLES}
+    script = "import os; print(os.environ['GLIBC_TUNABLES'])"
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ALLOCATOR_TUNABLES
