@@ -97,21 +97,21 @@ class AnchoredStripeAttention(nn.Module):
         Returns:
             (B, *S, C).
         """
-        batch, spatial, width = qkv.shape[0], tuple(qkv.shape[1:-1]), qkv.shape[-1]
+        spatial = tuple(qkv.shape[1:-1])
         anchor_spatial = tuple(anchors.shape[1:-1])
         anchor_shift = tuple(s // f for s, f in zip(self.shift_size, self.down_factor))
         shifted = tuple(s > 0 for s in self.shift_size)
         stripes = window_layout(spatial, self.stripe_size, self.shift_size, shifted, qkv.device)
         anchor_windows = window_layout(anchor_spatial, self.anchor_size, anchor_shift, shifted, qkv.device)
         q, k, v = rearrange(
-            qkv.reshape(batch, -1, width).index_select(1, stripes.gather),
+            stripes.windows(qkv),
             "b (w n) (three h d) -> three b w h n d",
             n=math.prod(self.stripe_size),
             three=3,
             h=self.num_heads,
         )
         a = rearrange(
-            anchors.reshape(batch, -1, anchors.shape[-1]).index_select(1, anchor_windows.gather),
+            anchor_windows.windows(anchors),
             "b (w n) (h d) -> b w h n d",
             n=math.prod(self.anchor_size),
             h=self.num_heads,
@@ -123,4 +123,4 @@ class AnchoredStripeAttention(nn.Module):
             mask_s2a = shift_masks(grid, self.stripe_size, self.shift_size, self.anchor_size, anchor_shift, qkv.device)
         z = self.anchor_to_stripe(a, k, v, self.anchor_size, self.stripe_size, mask_a2s)  # (B, W, N_a, heads, d)
         y = self.stripe_to_anchor(q, a, z.transpose(2, 3), self.stripe_size, self.anchor_size, mask_s2a)
-        return y.reshape(batch, -1, width // 3).index_select(1, stripes.scatter).reshape(batch, *spatial, width // 3)
+        return stripes.to_map(y, spatial)

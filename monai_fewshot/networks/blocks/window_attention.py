@@ -60,12 +60,12 @@ class WindowAttention(nn.Module):
         Returns:
             (B, *S, C).
         """
-        batch, spatial, width = qkv.shape[0], tuple(qkv.shape[1:-1]), qkv.shape[-1]
+        spatial = tuple(qkv.shape[1:-1])
         shifted = tuple(s > 0 for s in self.shift_size)
         layout = window_layout(spatial, self.window_size, self.shift_size, shifted, qkv.device)
-        windows = qkv.reshape(batch, -1, width).index_select(1, layout.gather)
         q, k, v = rearrange(
-            windows, "b (w n) (three h d) -> three b w h n d", n=math.prod(self.window_size), three=3, h=self.num_heads
+            layout.windows(qkv), "b (w n) (three h d) -> three b w h n d", n=math.prod(self.window_size), three=3,
+            h=self.num_heads,
         )
         grid = tuple(s // w for s, w in zip(spatial, self.window_size))
         mask = (
@@ -74,4 +74,4 @@ class WindowAttention(nn.Module):
             else None
         )
         out = self.attention(q, k, v, self.window_size, self.window_size, mask)  # (B, W, N, heads, d)
-        return out.reshape(batch, -1, width // 3).index_select(1, layout.scatter).reshape(batch, *spatial, width // 3)
+        return layout.to_map(out, spatial)

@@ -17,10 +17,10 @@ __all__ = ["WindowLayout", "window_layout"]
 class WindowLayout(NamedTuple):
     """Token permutations between a channels-last map and its windows.
 
-    ``tokens.flatten(1, -2).index_select(1, gather)`` gives the windows of the map rolled by ``-shift``,
-    window after window in the grouped order of :func:`~monai_fewshot.networks.blocks.shift_masks.group_windows`,
-    tokens of a window in raster order: roll, ``window_partition`` and grouping in one copy.
-    ``windows.index_select(1, scatter)`` puts them back (window reverse and roll back in one copy).
+    :meth:`windows` gives the windows of the map rolled by ``-shift``, window after window in the grouped order
+    of :func:`~monai_fewshot.networks.blocks.shift_masks.group_windows`, tokens of a window in raster order:
+    roll, ``window_partition`` and grouping in one copy. :meth:`to_map` puts them back (window reverse and roll
+    back in one copy).
 
     Attributes:
         gather: (N,) long, the map position (raster index) of each windowed token.
@@ -29,6 +29,16 @@ class WindowLayout(NamedTuple):
 
     gather: torch.Tensor
     scatter: torch.Tensor
+
+    def windows(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, *S, C) channels-last map (any strides that merge S, e.g. a channel slice) -> (B, N, C) windowed."""
+        return tokens.reshape(tokens.shape[0], -1, tokens.shape[-1]).index_select(1, self.gather)
+
+    def to_map(self, windows: torch.Tensor, spatial: Sequence[int]) -> torch.Tensor:
+        """(B, W, n, ...) windowed tokens, their trailing dimensions merged into channels -> (B, *spatial, C)."""
+        batch = windows.shape[0]
+        tokens = windows.reshape(batch, math.prod(spatial), -1).index_select(1, self.scatter)
+        return tokens.reshape(batch, *spatial, tokens.shape[-1])
 
 
 @tensor_cache(maxsize=128)

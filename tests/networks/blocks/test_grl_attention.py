@@ -82,9 +82,9 @@ def test_window_layout_is_roll_partition_and_grouping():
     rolled = torch.roll(tokens, shifts=tuple(-s for s in shift), dims=(1, 2, 3))
     windows = window_partition(rolled, window).reshape(2, -1, 2 * 4 * 3, 5)  # (B, W, N, C)
     order = [w for _, members in group_windows((2, 2, 2), (True, True, True)) for w in members]
-    gathered = tokens.reshape(2, -1, 5).index_select(1, layout.gather)
+    gathered = layout.windows(tokens)
     torch.testing.assert_close(gathered, windows[:, order].reshape(2, -1, 5))
-    torch.testing.assert_close(gathered.index_select(1, layout.scatter).reshape(tokens.shape), tokens)
+    torch.testing.assert_close(layout.to_map(gathered, spatial), tokens)
 
 
 @pytest.mark.parametrize(
