@@ -82,7 +82,7 @@ def main() -> None:
             times.append(time.perf_counter() - start)
             print(f"step {index + 1}/{args.steps}: loss {loss.item():.4f}, {times[-1]:.3f} s", flush=True)
 
-    validation = protocol_slices(args.data, CHAOS_CLASSES, folds=args.fold, split="validation")
+    validation = protocol_slices(args.data, CHAOS_CLASSES, args.fold, split="validation")
     if args.val_slices:
         validation.items = validation.items[: args.val_slices]
     evaluator = EpisodicEvaluator(device, DataLoader(validation, batch_size=args.batch), network)

@@ -56,7 +56,7 @@ def main() -> None:
     torch.set_num_threads(1)
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
 
-    dataset = protocol_slices(args.data, CHAOS_CLASSES, folds=args.fold)
+    dataset = protocol_slices(args.data, CHAOS_CLASSES, args.fold)
     chosen = np.random.default_rng(0).choice(len(dataset), min(args.pairs, len(dataset)), replace=False)
     items = [dataset[int(i)] for i in chosen]
     rows = []

@@ -13,7 +13,10 @@ import warnings
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["ALLOCATOR_TUNABLES", "DEBUG_ENV", "child_environment", "main", "user_error"]
+__all__ = ["ALLOCATOR_TUNABLES", "BUNDLES", "DEBUG_ENV", "bundle_values", "child_environment", "main", "user_error"]
+
+#: The package's bundles (package data; in a checkout ``monai_fewshot/bundles`` links to the repository's bundles/).
+BUNDLES = (Path(__file__).resolve().parent / "bundles").resolve()
 
 DEBUG_ENV = "MONAI_FEWSHOT_DEBUG"
 #: glibc's malloc settings for the bundle processes: every allocation from the heap, and freed memory kept for
@@ -49,6 +52,20 @@ def user_error(error: BaseException) -> BaseException:
 def child_environment() -> dict[str, str]:
     """The environment to start a bundle process in: this one, plus :data:`ALLOCATOR_TUNABLES`."""
     return {"GLIBC_TUNABLES": ALLOCATOR_TUNABLES, **os.environ}
+
+
+def bundle_values(bundle: Path, configs: list[str], overrides: dict, keys: list[str]) -> dict:
+    """What the bundle at ``bundle`` resolves ``keys`` to (e.g. ``ckpt_dir``, ``eval_dir``), its ``configs``
+    merged in order with ``overrides`` applied as ``bundle run`` applies them (None for a key it does not have):
+    the bundle, not its caller, decides paths and folds."""
+    from monai.bundle import ConfigParser
+
+    warnings.filterwarnings("ignore", message="parsing config_file", category=UserWarning)
+    parser = ConfigParser()
+    parser.read_config([str(bundle / "configs" / name) for name in configs])
+    parser.update({"bundle_root": str(bundle), **{k: v for k, v in overrides.items() if v is not None}})
+    parser.parse()
+    return {key: parser.get_parsed_content(key, default=None) for key in keys}
 
 
 def main(argv: list[str] | None = None) -> int:

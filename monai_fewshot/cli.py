@@ -10,13 +10,12 @@ import sys
 import time
 from pathlib import Path
 
-from monai_fewshot.bundle_runner import DEBUG_ENV, child_environment
+from monai_fewshot.bundle_runner import BUNDLES, DEBUG_ENV, bundle_values, child_environment, user_error
 from monai_fewshot.registry import DATASETS, FEWSHOT_NETWORKS, read_dataset_spec, trained_networks
 
 __all__ = ["main"]
 
 REPO = Path(__file__).resolve().parents[1]  # the checkout (benchmarks/, .venv-label); site-packages in a wheel install
-BUNDLES = (Path(__file__).resolve().parent / "bundles").resolve()  # package data (a link to the checkout's bundles/)
 TRAINING_FREE = {"registration": "registration.json"}  # evaluate --network: methods without weights (bundle overlays)
 
 
@@ -38,9 +37,9 @@ def _run_bundle(bundle: Path, configs: list[str], **overrides) -> int:
                "--config_file", files[0] if len(files) == 1 else repr(files),
                "--meta_file", str(bundle / "configs" / "metadata.json"),
                "--logging_file", str(bundle / "configs" / "logging.conf"), "--bundle_root", str(bundle)]
-    for key, value in overrides.items():
+    for key, value in _absolute(overrides).items():
         if value is not None:
-            command += [f"--{key}", str(Path(value).expanduser().resolve()) if isinstance(value, Path) else str(value)]
+            command += [f"--{key}", repr(value) if isinstance(value, (list, tuple)) else str(value)]
     child = subprocess.Popen(command, process_group=0, env=child_environment())
     forwarded = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     previous = {s: signal.signal(s, lambda signum, _: child.send_signal(signum)) for s in forwarded}
@@ -52,38 +51,30 @@ def _run_bundle(bundle: Path, configs: list[str], **overrides) -> int:
     return 128 - status if status < 0 else status  # killed by signal N: the shell's 128 + N
 
 
+def _absolute(overrides: dict) -> dict:
+    """Paths made absolute (``--output 2024`` stays a folder, not a number), other values as they are."""
+    return {k: str(Path(v).expanduser().resolve()) if isinstance(v, Path) else v for k, v in overrides.items()}
+
+
+def _resolve(bundle: Path, configs: list[str], overrides: dict, keys: list[str]) -> dict:
+    """:func:`~monai_fewshot.bundle_runner.bundle_values`, its failure (e.g. a data folder without volumes) in one line."""
+    try:
+        return bundle_values(bundle, configs, overrides, keys)
+    except Exception as error:  # noqa: BLE001 - shown as the bundle run shows it
+        if os.environ.get(DEBUG_ENV) == "1":
+            raise
+        raise SystemExit(f"error: {user_error(error)}") from error
+
+
 def _dataset_overrides(args: argparse.Namespace) -> dict:
     data = Path(args.data).expanduser()
     if not data.is_dir():
         raise SystemExit(f"error: data folder {data} does not exist (expected image_N / label_N NIfTI files).")
     if args.classes:
-        source = Path(args.classes).expanduser().resolve()
+        source = Path(args.classes).expanduser()
         read_dataset_spec(source)  # refused here, in one line, rather than inside the bundle
-        return {"dataset_dir": data, "classes": f"$monai_fewshot.registry.read_dataset_spec({str(source)!r}).classes"}
-    return {"dataset_dir": data, "classes": f"$monai_fewshot.registry.DATASETS[{args.dataset!r}].classes"}
-
-
-def _dataset_name(args: argparse.Namespace) -> str:
-    """The registered ``--dataset``, or the name that ``--classes FILE`` gives its dataset."""
-    return read_dataset_spec(args.classes).name if getattr(args, "classes", None) else args.dataset
-
-
-def _joined(values) -> str:
-    """Sorted integers joined by '-' for a folder name: [3, 2] -> '2-3'."""
-    return "-".join(str(v) for v in sorted(values))
-
-
-def _family(args: argparse.Namespace) -> list[str]:
-    """Name parts of a model family, so that families never share a weights or run folder: the dataset (unless
-    chaos), Setting 2's excluded classes, the network (unless catnet), the backbone (when given) and
-    ``registration_guided`` (with ``--guided``)."""
-    dataset = _dataset_name(args)
-    parts = [] if dataset == "chaos" else [dataset]
-    if args.exclude:
-        parts.append("setting2_exclude" + _joined(args.exclude))
-    if args.network != "catnet":
-        parts.append(args.network)
-    return parts + ([args.backbone] if args.backbone else []) + (["registration_guided"] if _guided(args) else [])
+        return {"dataset_dir": data, "classes_file": source}
+    return {"dataset_dir": data, "dataset": args.dataset}
 
 
 def _guided(args: argparse.Namespace) -> bool:
@@ -97,23 +88,19 @@ def _overlays(args: argparse.Namespace) -> list[str]:
     return ["registration_guided.json"] if _guided(args) else []
 
 
-def _model_overrides(args: argparse.Namespace, bundle: Path) -> dict:
-    """What train and evaluate share: the network (catnet_light, or ``--network alpnet``), ``--backbone``, the
-    weights folder (default ``models/<family>``, e.g. ``models/cmr/alpnet``) and Setting 2's ``--exclude``."""
-    inner = "network_def#network#network#" if _guided(args) else "network_def#network#"  # guided: one more wrapper
-    overrides = {inner + "backbone": args.backbone} if args.backbone else {}
-    if args.network != "catnet":  # train.json's network: the registry's target for any other
-        overrides[inner + "_target_"] = FEWSHOT_NETWORKS[args.network].target
-    ckpt_dir = args.ckpt_dir or bundle.joinpath("models", *_family(args))
-    return overrides | {"ckpt_dir": ckpt_dir, "exclude_classes": repr(args.exclude) if args.exclude else None}
+def _model_overrides(args: argparse.Namespace) -> dict:
+    """What train and evaluate share: the bundle's ``network_name``, ``backbone``, ``exclude_classes`` (Setting 2)
+    and, when given, ``ckpt_dir``. The bundle names the family's folders from them
+    (:func:`~monai_fewshot.registry.model_family`)."""
+    return {"network_name": args.network, "backbone": args.backbone, "ckpt_dir": args.ckpt_dir and Path(args.ckpt_dir),
+            "exclude_classes": sorted(args.exclude) if args.exclude else None}
 
 
-def _train_overrides(args: argparse.Namespace, bundle: Path) -> dict:
-    run_dir = args.run_dir or bundle / "runs" / "_".join([*_family(args), f"fold{args.fold}"])
-    return _dataset_overrides(args) | _model_overrides(args, bundle) | {
+def _train_overrides(args: argparse.Namespace) -> dict:
+    return _dataset_overrides(args) | _model_overrides(args) | {
         "fold": args.fold, "max_epochs": args.epochs, "episodes_per_epoch": args.episodes_per_epoch,
-        "batch_size": args.batch_size, "num_workers": args.workers, "run_dir": run_dir,
-        "pretrained_backbone": Path(args.init_backbone).resolve() if args.init_backbone else None,
+        "batch_size": args.batch_size, "num_workers": args.workers, "run_dir": args.run_dir and Path(args.run_dir),
+        "pretrained_backbone": Path(args.init_backbone) if args.init_backbone else None,
     }
 
 
@@ -121,33 +108,26 @@ def _train(args: argparse.Namespace) -> int:
     bundle = _bundle_dir(args)
     if _guided(args) and args.init_backbone:
         raise SystemExit("error: --init-backbone is not available with --guided.")
-    overrides = _train_overrides(args, bundle)
-    status = _run_bundle(bundle, ["train.json", *_overlays(args)], **overrides)
+    configs = ["train.json", *_overlays(args)]
+    overrides = _absolute(_train_overrides(args))
+    paths = _resolve(bundle, configs, overrides, ["ckpt_dir", "run_dir"])
+    status = _run_bundle(bundle, configs, **overrides)
     if status == 0:
-        best = Path(overrides["ckpt_dir"]) / f"model_fold{args.fold}.pt"
+        best = Path(paths["ckpt_dir"]) / f"model_fold{args.fold}.pt"
         saved = f"the best validation model to {best}" if best.is_file() else "no best model (no validation ran)"
-        print(f"wrote {saved} and the resumable checkpoints to {overrides['run_dir']}")
+        print(f"wrote {saved} and the resumable checkpoints to {paths['run_dir']}")
     return status
 
 
-def _evaluate_overrides(args: argparse.Namespace, bundle: Path) -> dict:
-    family = [part for part in _family(args) if part != _dataset_name(args)]
+def _evaluate_overrides(args: argparse.Namespace) -> dict:
     folds = sorted(set(args.folds or ()))
-    chosen = ["fold" + _joined(folds)] if folds else []
-    scored = ["wholevolume"] if args.whole_volume else []
-    output = Path(args.output) if args.output else bundle / "eval" / "_".join([_dataset_name(args), *family, args.split, *scored, *chosen])
-    common = _dataset_overrides(args) | ({"eval_folds": repr(folds)} if folds else {}) | {
-        "eval_dir": output, "eval_split": args.split, "model_name": args.network,
-        "eval_scored": "volume" if args.whole_volume else None,
-        "exclude_classes": repr(args.exclude) if args.exclude else None, "registration_workers": args.workers,
+    common = _dataset_overrides(args) | {
+        "eval_dir": args.output and Path(args.output), "eval_split": args.split, "eval_folds": folds or None,
+        "eval_scored": "volume" if args.whole_volume else None, "registration_workers": args.workers,
     }
     if args.network in TRAINING_FREE:
         return common
-    model = _model_overrides(args, bundle)
-    absent = [str(path) for path in (Path(model["ckpt_dir"], f"model_fold{f}.pt") for f in folds) if not path.is_file()]
-    if absent:
-        raise SystemExit(f"error: --folds {' '.join(map(str, folds))}: no model at {', '.join(absent)}.")
-    return common | model
+    return common | _model_overrides(args)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -158,15 +138,22 @@ def _evaluate(args: argparse.Namespace) -> int:
     import tempfile
 
     bundle = _bundle_dir(args)
-    overrides = _evaluate_overrides(args, bundle)
-    target = Path(overrides["eval_dir"]).resolve()
+    configs = ["train.json", "evaluate.json", *_overlays(args)]
+    overrides = _absolute(_evaluate_overrides(args))
+    resolved = _resolve(bundle, configs, overrides, ["eval_dir", "checkpoint", "model_name"])
+    if args.network not in TRAINING_FREE and args.folds:  # without --folds, the bundle takes every fold with a model
+        absent = [resolved["checkpoint"].format(fold=f) for f in sorted(set(args.folds))]
+        absent = [path for path in absent if not Path(path).is_file()]
+        if absent:
+            raise SystemExit(f"error: --folds {' '.join(map(str, sorted(set(args.folds))))}: no model at {', '.join(absent)}.")
+    target = Path(resolved["eval_dir"]).resolve()
     if target.exists() and any(target.iterdir()) and not args.overwrite:
         raise SystemExit(f"error: {target} holds an earlier evaluation: --overwrite replaces it, --output names another "
                          "folder.")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
     try:
-        status = _run_bundle(bundle, ["train.json", "evaluate.json", *_overlays(args)], **overrides | {"eval_dir": staging})
+        status = _run_bundle(bundle, configs, **overrides | {"eval_dir": staging})
         if status == 0:
             earlier = target.with_name(staging.name[: -len(".partial")] + ".earlier")
             if target.exists():
@@ -175,7 +162,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             shutil.rmtree(earlier, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    for name in dict.fromkeys((args.network, "registration", "floor")):
+    for name in dict.fromkeys(n for n in (resolved["model_name"], "registration", "floor") if n):
         table = target / f"{name}_dice.md"
         if status == 0 and table.is_file():
             print(table.read_text())

@@ -3,8 +3,10 @@ Label app build and read.
 
 An entry names an importable builder (a bundle ``_target_``), the in-plane working size the network is
 trained and served at, and whether it has weights. Adding a network is one module with its builder plus one
-:func:`register_fewshot_network` call; ``monai-fewshot train/evaluate --network NAME`` and the app's
-``--conf network NAME`` then find it. This module imports nothing heavy, so that ``--help`` stays fast.
+registration: a :func:`register_fewshot_network` call that the module makes when imported, declared to this
+package by an entry point of the group ``monai_fewshot.networks`` (:func:`load_network_plugins`), so that
+``monai-fewshot train/evaluate --network NAME``, the bundles' ``network_name`` and the app's ``--conf network
+NAME`` find it in every process. This module imports nothing heavy, so that ``--help`` stays fast.
 
 Registered: ``catnet`` (CAT-Net light), ``alpnet`` (the ALPNet-style prototype baseline), and the two
 training-free methods scored beside every model: ``registration`` and ``floor`` (copy the support's mask).
@@ -22,6 +24,7 @@ file's stem) names the dataset's weights and evaluation folders.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +38,11 @@ __all__ = [
     "FEWSHOT_NETWORKS",
     "DatasetSpec",
     "FewShotNetworkSpec",
+    "ENTRY_POINT_GROUP",
     "build_fewshot_network",
+    "evaluation_name",
+    "load_network_plugins",
+    "model_family",
     "trained_networks",
     "read_dataset_spec",
     "register_dataset",
@@ -83,13 +90,71 @@ def trained_networks() -> list[str]:
     return sorted(name for name, spec in FEWSHOT_NETWORKS.items() if spec.trained)
 
 
-def build_fewshot_network(name: str, **kwargs: Any):
-    """The network registered as ``name``, built with ``kwargs`` (e.g. ``spatial_dims=2``)."""
+def build_fewshot_network(name: str, backbone: str | None = None, **kwargs: Any):
+    """The network registered as ``name``, built with ``kwargs`` (e.g. ``spatial_dims=2``) and, when given, the
+    encoder ``backbone`` (a :data:`~monai_fewshot.networks.BACKBONES` name): the bundles' ``network_def`` builder."""
     from monai.utils import instantiate
 
     if name not in FEWSHOT_NETWORKS:
         raise ValueError(f"unknown few-shot network {name!r}; registered: {sorted(FEWSHOT_NETWORKS)}.")
-    return instantiate(FEWSHOT_NETWORKS[name].target, "default", **kwargs)
+    return instantiate(FEWSHOT_NETWORKS[name].target, "default", **kwargs, **({"backbone": backbone} if backbone else {}))
+
+
+def model_family(
+    dataset: str, network: str, backbone: str | None = None, exclude_classes: Sequence[int] = (), guided: bool = False
+) -> list[str]:
+    """The folder-name parts of a model family, so that families never share weights, runs or evaluations: the
+    dataset (unless ``chaos``), Setting 2's excluded classes, the network (unless ``catnet``), the backbone (when
+    given) and ``registration_guided``. The catnet_fewshot bundle's ``ckpt_dir`` is ``models/<parts>``, its
+    ``run_dir`` ``runs/<parts>_fold<F>``, e.g. ``["cmr", "alpnet"]``; CAT-Net on CHAOS is ``[]``."""
+    parts = [] if dataset == "chaos" else [dataset]
+    if exclude_classes:
+        parts.append("setting2_exclude" + "-".join(str(c) for c in sorted(exclude_classes)))
+    if network != "catnet":
+        parts.append(network)
+    return parts + ([backbone] if backbone else []) + (["registration_guided"] if guided else [])
+
+
+def evaluation_name(
+    dataset: str, family: Sequence[str], split: str = "test", scored: str = "labelled", folds: Sequence[int] | None = None
+) -> str:
+    """The folder name of an evaluation under the bundle's ``eval/``: ``<dataset>_<family>_<split>``, then
+    ``wholevolume`` when every slice is scored and ``fold<F>`` when chosen folds are evaluated, e.g.
+    ``chaos_alpnet_test`` or ``cmr_test_wholevolume_fold0``."""
+    chosen = ["fold" + "-".join(str(f) for f in sorted(set(folds)))] if folds else []
+    scored_part = ["wholevolume"] if scored == "volume" else []
+    return "_".join([dataset, *(p for p in family if p != dataset), split, *scored_part, *chosen])
+
+
+ENTRY_POINT_GROUP = "monai_fewshot.networks"
+
+
+def load_network_plugins() -> list[str]:
+    """Register the few-shot networks that installed packages declare under the entry-point group
+    :data:`ENTRY_POINT_GROUP` (``[project.entry-points."monai_fewshot.networks"] NAME = "module:SPEC"``): the
+    object an entry names is a :class:`FewShotNetworkSpec`, registered as ``NAME``, or a module whose import
+    registers ``NAME``. Run when this module is imported, so the command, the bundles and the MONAI Label app all
+    see them. Returns the names registered.
+
+    Raises:
+        ImportError: a declared plugin cannot be imported. ValueError: it registers no network of its name.
+    """
+    from importlib.metadata import entry_points
+
+    registered = []
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        if entry.name in FEWSHOT_NETWORKS:
+            continue
+        try:
+            declared = entry.load()
+        except Exception as error:  # noqa: BLE001 - any import failure of a third-party plugin: name it once
+            raise ImportError(f"few-shot network plugin {entry.name!r} ({entry.value}) cannot be imported: {error}") from error
+        if isinstance(declared, FewShotNetworkSpec):
+            register_fewshot_network(entry.name, declared)
+        if entry.name not in FEWSHOT_NETWORKS:
+            raise ValueError(f"few-shot network plugin {entry.value!r} registers no network {entry.name!r}.")
+        registered.append(entry.name)
+    return registered
 
 
 register_fewshot_network("catnet", FewShotNetworkSpec(
@@ -162,3 +227,4 @@ def read_dataset_spec(path: str | Path) -> DatasetSpec:
 register_dataset(DatasetSpec("chaos", CHAOS_CLASSES, dict(CHAOS_SETTING2_TEST_CLASSES)))
 register_dataset(DatasetSpec("cmr", CMR_CLASSES))
 register_dataset(DatasetSpec("mni152", DEMO_CLASSES))
+load_network_plugins()

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -84,6 +86,17 @@ def test_restore_runs_the_bundle_with_the_default_network(tmp_path, capfd):
         main(["restore", "--input", str(tmp_path / "thick.nii.gz"), "--output", str(tmp_path / "fine.nii.gz")])
 
 
+def _resolved(command: str, options: list[str], tmp_path, keys: list[str]) -> dict:
+    """What the bundle makes of the command's arguments (the bundle names the folders; the command passes names)."""
+    from monai_fewshot.bundle_runner import BUNDLES, bundle_values
+    from monai_fewshot.cli import _absolute, _evaluate_overrides, _overlays, _train_overrides
+
+    args = build_parser().parse_args([command, "--data", str(tmp_path), *options])
+    overrides = _train_overrides(args) if command == "train" else _evaluate_overrides(args)
+    configs = ["train.json", *(["evaluate.json"] if command == "evaluate" else []), *_overlays(args)]
+    return bundle_values(BUNDLES / "catnet_fewshot", configs, _absolute(overrides) | {"bundle_root": str(tmp_path)}, keys)
+
+
 @pytest.mark.parametrize(
     "options, models, run",
     [
@@ -97,19 +110,15 @@ def test_restore_runs_the_bundle_with_the_default_network(tmp_path, capfd):
 )
 def test_model_families_keep_their_own_weights_and_runs(options, models, run, tmp_path):
     """Another dataset, network, backbone or Setting 2 never resumes or overwrites the default CAT-Net's files."""
-    from monai_fewshot.cli import _evaluate_overrides, _train_overrides
-
-    train = _train_overrides(build_parser().parse_args(["train", "--data", str(tmp_path), "--fold", "1", *options]), tmp_path)
-    assert (train["ckpt_dir"], train["run_dir"]) == (tmp_path / models, tmp_path / run)
-    evaluate = _evaluate_overrides(build_parser().parse_args(["evaluate", "--data", str(tmp_path), *options]), tmp_path)
-    assert evaluate["ckpt_dir"] == tmp_path / models
-    assert evaluate["eval_dir"].parent == tmp_path / "eval" and evaluate["eval_dir"].name.endswith("_test")
+    train = _resolved("train", ["--fold", "1", *options], tmp_path, ["ckpt_dir", "run_dir"])
+    assert train == {"ckpt_dir": str(tmp_path / models), "run_dir": str(tmp_path / run)}
+    evaluate = _resolved("evaluate", options, tmp_path, ["ckpt_dir", "eval_dir"])
+    assert evaluate["ckpt_dir"] == str(tmp_path / models)
+    assert Path(evaluate["eval_dir"]).parent == tmp_path / "eval" and evaluate["eval_dir"].endswith("_test")
 
 
 def _eval_name(options, tmp_path):
-    from monai_fewshot.cli import _evaluate_overrides
-
-    return _evaluate_overrides(build_parser().parse_args(["evaluate", "--data", str(tmp_path), *options]), tmp_path)["eval_dir"].name
+    return Path(_resolved("evaluate", options, tmp_path, ["eval_dir"])["eval_dir"]).name
 
 
 def test_evaluation_folders_differ_between_families(tmp_path):
@@ -121,57 +130,53 @@ def test_evaluation_folders_differ_between_families(tmp_path):
 
 
 def test_the_registration_method_is_evaluated_without_weights_and_never_trained(tmp_path, capsys):
-    from monai_fewshot.cli import _evaluate_overrides
+    from monai_fewshot.cli import _evaluate_overrides, _overlays
 
-    args = build_parser().parse_args(["evaluate", "--data", str(tmp_path), "--network", "registration", "--folds", "0",
-                                      "--workers", "2"])
-    overrides = _evaluate_overrides(args, tmp_path)
-    assert overrides["eval_dir"].name == "chaos_registration_test_fold0"
-    assert overrides["registration_workers"] == 2 and overrides["model_name"] == "registration"
-    assert "ckpt_dir" not in overrides  # no weights: no fold is refused for lack of a model
+    options = ["--network", "registration", "--folds", "0", "--workers", "2"]
+    args = build_parser().parse_args(["evaluate", "--data", str(tmp_path), *options])
+    overrides = _evaluate_overrides(args)
+    assert _overlays(args) == ["registration.json"] and overrides["registration_workers"] == 2
+    assert "ckpt_dir" not in overrides and "network_name" not in overrides  # no weights: no fold refused for lack of a model
+    resolved = _resolved("evaluate", options, tmp_path, ["eval_dir", "eval_folds", "score_model", "checkpoint"])
+    assert resolved == {"eval_dir": str(tmp_path / "eval" / "chaos_registration_test_fold0"), "eval_folds": [0],
+                        "score_model": False, "checkpoint": None}
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--data", str(tmp_path), "--network", "registration"])
     assert "invalid choice: 'registration'" in capsys.readouterr().err
 
 
 def test_whole_volume_scoring_has_a_folder_of_its_own(tmp_path):
-    from monai_fewshot.cli import _evaluate_overrides
-
-    args = build_parser().parse_args(["evaluate", "--data", str(tmp_path), "--network", "registration", "--whole-volume"])
-    overrides = _evaluate_overrides(args, tmp_path)
-    assert overrides["eval_dir"].name == "chaos_registration_test_wholevolume"
-    assert overrides["eval_scored"] == "volume"
-    plain = _evaluate_overrides(build_parser().parse_args(["evaluate", "--data", str(tmp_path), "--network", "registration"]), tmp_path)
-    assert plain["eval_scored"] is None  # the bundle's default: the protocol's labelled slices
+    options = ["--network", "registration", "--whole-volume"]
+    assert _resolved("evaluate", options, tmp_path, ["eval_dir", "eval_scored"]) == {
+        "eval_dir": str(tmp_path / "eval" / "chaos_registration_test_wholevolume"), "eval_scored": "volume"}
+    plain = _resolved("evaluate", ["--network", "registration"], tmp_path, ["eval_scored"])
+    assert plain["eval_scored"] == "labelled"  # the bundle's default: the protocol's labelled slices
 
 
 def test_registration_guided_models_are_a_family_of_their_own(tmp_path):
-    from monai_fewshot.cli import _evaluate_overrides, _overlays, _train_overrides
+    from monai_fewshot.networks import ALPNet
+    from monai_fewshot.registration import RegistrationGuided
 
-    train = build_parser().parse_args(["train", "--data", str(tmp_path), "--guided", "--network", "alpnet", "--fold", "2"])
-    overrides = _train_overrides(train, tmp_path)
-    assert overrides["ckpt_dir"] == tmp_path / "models" / "alpnet" / "registration_guided"
-    assert overrides["run_dir"] == tmp_path / "runs" / "alpnet_registration_guided_fold2"
-    assert overrides["network_def#network#network#_target_"] == "monai_fewshot.networks.nets.alpnet_light"
-    assert _overlays(train) == ["registration_guided.json"]
-    evaluate = build_parser().parse_args(["evaluate", "--data", str(tmp_path), "--guided"])
-    assert _evaluate_overrides(evaluate, tmp_path)["eval_dir"].name == "chaos_registration_guided_test"
+    options = ["--guided", "--network", "alpnet", "--fold", "2"]
+    resolved = _resolved("train", options, tmp_path, ["ckpt_dir", "run_dir", "network_def"])
+    assert resolved["ckpt_dir"] == str(tmp_path / "models" / "alpnet" / "registration_guided")
+    assert resolved["run_dir"] == str(tmp_path / "runs" / "alpnet_registration_guided_fold2")
+    guided = resolved["network_def"].network
+    assert isinstance(guided, RegistrationGuided) and isinstance(guided.network, ALPNet)
+    assert _eval_name(["--guided"], tmp_path) == "chaos_registration_guided_test"
 
 
 def test_evaluating_chosen_folds_keeps_them_apart(tmp_path):
     """--folds: only those folds, into a folder of their own, and a clear error for a fold without a model."""
-    from monai_fewshot.cli import _evaluate_overrides
-
     models = tmp_path / "models"
     models.mkdir()
     for fold in (1, 3):
         (models / f"model_fold{fold}.pt").touch()
-    args = ["evaluate", "--data", str(tmp_path), "--ckpt-dir", str(models), "--exclude", "1", "4", "--folds"]
-    overrides = _evaluate_overrides(build_parser().parse_args([*args, "3", "1"]), tmp_path)
-    assert overrides["eval_folds"] == "[1, 3]"
-    assert overrides["eval_dir"] == tmp_path / "eval" / "chaos_setting2_exclude1-4_test_fold1-3"
+    options = ["--ckpt-dir", str(models), "--exclude", "1", "4", "--folds"]
+    resolved = _resolved("evaluate", [*options, "3", "1"], tmp_path, ["eval_dir", "eval_folds"])
+    assert resolved == {"eval_dir": str(tmp_path / "eval" / "chaos_setting2_exclude1-4_test_fold1-3"), "eval_folds": [1, 3]}
     with pytest.raises(SystemExit, match=f"--folds 1 2: no model at {models / 'model_fold2.pt'}"):
-        main([*args, "1", "2"])
+        main(["evaluate", "--data", str(tmp_path), *options, "1", "2"])
     assert not (tmp_path / "eval").exists()
 
 

@@ -8,7 +8,17 @@ import pytest
 from monai_fewshot.cli import _model_overrides, build_parser
 from monai_fewshot.networks import ALPNet, CATNet, SupportMaskCopy
 from monai_fewshot.registration import SupportRegistration
-from monai_fewshot.registry import FEWSHOT_NETWORKS, FewShotNetworkSpec, build_fewshot_network, register_fewshot_network
+from monai_fewshot.registry import (
+    ENTRY_POINT_GROUP,
+    FEWSHOT_NETWORKS,
+    FewShotNetworkSpec,
+    build_fewshot_network,
+    evaluation_name,
+    load_network_plugins,
+    model_family,
+    register_fewshot_network,
+    trained_networks,
+)
 
 
 def test_the_registered_networks_build():
@@ -27,12 +37,49 @@ def test_unknown_and_twice_registered_names():
         register_fewshot_network("catnet", FewShotNetworkSpec("torch.nn.Identity"))
 
 
-def test_a_registered_network_is_a_choice_of_the_command_and_its_target_reaches_the_bundle(tmp_path, monkeypatch):
-    monkeypatch.setitem(FEWSHOT_NETWORKS, "toy", FewShotNetworkSpec("tests.toy_network.toy_fewshot", description="toy"))
-    args = build_parser().parse_args(["train", "--data", str(tmp_path), "--network", "toy"])
-    assert _model_overrides(args, tmp_path)["network_def#network#_target_"] == "tests.toy_network.toy_fewshot"
-    guided = build_parser().parse_args(["evaluate", "--data", str(tmp_path), "--network", "alpnet", "--guided"])
-    assert _model_overrides(guided, tmp_path)["network_def#network#network#_target_"] == FEWSHOT_NETWORKS["alpnet"].target
+def write_plugin(site, name: str, value: str) -> None:
+    """What ``pip install`` of a package declaring ``[project.entry-points."monai_fewshot.networks"] name = value``
+    leaves in site-packages: a dist-info folder with its entry points."""
+    info = site / f"{name}_plugin-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\n{name} = {value}\n")
+
+
+def test_an_installed_plugin_registers_its_network(tmp_path, monkeypatch):
+    """A package that declares a network under the entry-point group is registered by name, as a spec or by the
+    import of its module; one that cannot be imported is refused in one line naming it."""
+    (tmp_path / "plugin_spec.py").write_text(
+        "from monai_fewshot.registry import FewShotNetworkSpec\n"
+        "SPEC = FewShotNetworkSpec('tests.toy_network.toy_fewshot', description='a plugin network')\n"
+    )
+    write_plugin(tmp_path, "plugged", "plugin_spec:SPEC")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        assert load_network_plugins() == ["plugged"]
+        assert type(build_fewshot_network("plugged")).__name__ == "ToyFewShot"
+        assert "plugged" in trained_networks() and load_network_plugins() == []  # loaded once
+    finally:
+        FEWSHOT_NETWORKS.pop("plugged", None)
+    write_plugin(tmp_path / "broken", "broken", "no_such_module_here:SPEC")
+    monkeypatch.syspath_prepend(str(tmp_path / "broken"))
+    with pytest.raises(ImportError, match="plugin 'broken' \\(no_such_module_here:SPEC\\) cannot be imported"):
+        load_network_plugins()
+    FEWSHOT_NETWORKS.pop("plugged", None)
+
+
+def test_the_command_passes_names_and_the_bundle_names_the_folders(tmp_path):
+    """cli.py passes the bundle's top-level keys only; the bundle derives the family's folders (models/, runs/,
+    eval/) from them with model_family and evaluation_name."""
+    args = build_parser().parse_args(["train", "--data", str(tmp_path), "--network", "alpnet", "--dataset", "cmr",
+                                      "--exclude", "3", "2", "--backbone", "cloformer_xxs"])
+    assert _model_overrides(args) == {"network_name": "alpnet", "backbone": "cloformer_xxs", "ckpt_dir": None,
+                                      "exclude_classes": [2, 3]}
+    family = model_family("cmr", "alpnet", "cloformer_xxs", [3, 2], guided=True)
+    assert family == ["cmr", "setting2_exclude2-3", "alpnet", "cloformer_xxs", "registration_guided"]
+    assert model_family("chaos", "catnet") == []
+    assert evaluation_name("cmr", family, "test", "volume", [0]) == "cmr_setting2_exclude2-3_alpnet_cloformer_xxs_registration_guided_test_wholevolume_fold0"
+    assert evaluation_name("chaos", [], "validation") == "chaos_validation"
 
 
 def test_registered_datasets_hold_the_class_maps_and_setting2_groups():
@@ -83,18 +130,23 @@ def test_a_bad_class_file_is_named(tmp_path, text, message):
         read_dataset_spec(tmp_path / "absent.json")
 
 
-def test_the_command_passes_a_class_file_to_the_bundle_and_names_the_folders_after_it(tmp_path):
+def test_the_command_passes_a_class_file_to_the_bundle_and_the_bundle_names_the_folders_after_it(tmp_path):
     import json
 
-    import monai_fewshot.registry  # noqa: F401 - the bundle's expression names it
-    from monai_fewshot.cli import _dataset_overrides, _evaluate_overrides, _train_overrides
+    from monai_fewshot.bundle_runner import BUNDLES, bundle_values
+    from monai_fewshot.cli import _absolute, _dataset_overrides, _evaluate_overrides, _train_overrides
 
-    (tmp_path / "classes.json").write_text(json.dumps({"name": "prostate", "classes": {"1": "peripheral zone"}}))
-    args = build_parser().parse_args(["train", "--data", str(tmp_path), "--classes", str(tmp_path / "classes.json")])
-    expression = _dataset_overrides(args)["classes"]
-    assert eval(expression[1:]) == {1: "peripheral zone"}  # what the bundle evaluates ("$...")
-    assert _train_overrides(args, tmp_path)["ckpt_dir"] == tmp_path / "models" / "prostate"
-    evaluate = build_parser().parse_args(["evaluate", "--data", str(tmp_path), "--classes", str(tmp_path / "classes.json")])
-    assert _evaluate_overrides(evaluate, tmp_path)["eval_dir"].name == "prostate_test"
+    classes = tmp_path / "classes.json"
+    classes.write_text(json.dumps({"name": "prostate", "classes": {"1": "peripheral zone"}}))
+    args = build_parser().parse_args(["train", "--data", str(tmp_path), "--classes", str(classes)])
+    assert _dataset_overrides(args) == {"dataset_dir": tmp_path, "classes_file": classes}
+    bundle = BUNDLES / "catnet_fewshot"
+    trained = bundle_values(bundle, ["train.json"], _absolute(_train_overrides(args)), ["classes", "ckpt_dir", "run_dir"])
+    assert trained == {"classes": {1: "peripheral zone"}, "ckpt_dir": str(bundle / "models" / "prostate"),
+                       "run_dir": str(bundle / "runs" / "prostate_fold0")}
+    evaluate = build_parser().parse_args(["evaluate", "--data", str(tmp_path), "--classes", str(classes), "--folds", "1"])
+    evaluated = bundle_values(bundle, ["train.json", "evaluate.json"], _absolute(_evaluate_overrides(evaluate)),
+                              ["eval_dir"])
+    assert evaluated == {"eval_dir": str(bundle / "eval" / "prostate_test_fold1")}
     chaos = build_parser().parse_args(["train", "--data", str(tmp_path)])
-    assert eval(_dataset_overrides(chaos)["classes"][1:]) == {1: "liver", 2: "right kidney", 3: "left kidney", 4: "spleen"}
+    assert _dataset_overrides(chaos) == {"dataset_dir": tmp_path, "dataset": "chaos"}

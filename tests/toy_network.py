@@ -1,5 +1,6 @@
-"""A toy few-shot network: what a user adds to serve their own model. One file, one registration (imported by
-tests/bundles/test_catnet_bundle.py::test_a_registered_toy_network_trains_evaluates_and_is_served)."""
+"""A toy few-shot network: what a user adds to serve their own model. One file and one registration, which an
+entry point of the group ``monai_fewshot.networks`` (``toy = "tests.toy_network"``) declares, so that every
+process finds it (tests/bundles/test_catnet_bundle.py::test_a_registered_toy_network_trains_evaluates_and_is_served)."""
 
 from __future__ import annotations
 

@@ -36,7 +36,7 @@ def supervoxel_episodes(
     mode: str = "adjacent",
     min_size: int = 200,
     augment: bool = True,
-    n_val_queries: int = N_VAL_QUERIES,
+    folds: Sequence[Fold] | None = None,
     supervoxel_params: Mapping | Sequence[Mapping] | None = None,
     augmentation: Mapping | None = None,
 ) -> EpisodeDataset | InterleavedEpisodes:
@@ -57,14 +57,15 @@ def supervoxel_episodes(
         method, mode, min_size: supervoxel method, episode mode and minimum supervoxel area, see
             :class:`~monai_fewshot.data.SupervoxelEpisodeSampler`.
         augment: apply the lineage's augmentations (gamma, affine, elastic).
-        n_val_queries: validation queries per fold (the validation volumes are kept out of training).
+        folds: the dataset's fold split (the bundle's ``folds``, computed once from its ``n_val_queries``);
+            None: :func:`dataset_folds` of ``dataset_dir``. The fold's validation volumes are kept out of training.
         supervoxel_params: the method's parameters (e.g. ``{"n_segments": 100}``), or a list of them to draw
             episodes from supervoxels of several sizes in turn (an :class:`InterleavedEpisodes` of
             ``num_episodes`` in all, each scale with its own seed): large organs need large pseudo-labels.
         augmentation: keyword arguments of :func:`~monai_fewshot.transforms.lineage_augmentations` (e.g. wider
             rotation and shift ranges, so that registration-guided training sees misaligned supports).
     """
-    folds = dataset_folds(dataset_dir, n_val_queries=n_val_queries)
+    folds = dataset_folds(dataset_dir) if folds is None else list(folds)
     if not 0 <= fold < len(folds):
         raise ValueError(f"fold must be in 0..{len(folds) - 1}, got {fold}.")
     if num_episodes < 1:
@@ -98,16 +99,17 @@ def supervoxel_episodes(
 def protocol_slices(
     dataset_dir: str | Path,
     classes: Mapping[int, str],
-    folds: Sequence[int] | int | None = None,
+    fold_indices: Sequence[int] | int | None = None,
     split: str = "test",
-    n_val_queries: int = N_VAL_QUERIES,
     class_ids: Sequence[int] | None = None,
     scored: str = "labelled",
+    folds: Sequence[Fold] | None = None,
 ) -> ProtocolSliceDataset:
-    """The protocol's scored query slices of ``folds`` (all by default), test or validation split; ``scored``
-    chooses the slices (:data:`~monai_fewshot.data.protocol.SCORED`: ``"volume"`` gives whole-volume Dice)."""
-    all_folds = dataset_folds(dataset_dir, n_val_queries=n_val_queries)
-    chosen = range(len(all_folds)) if folds is None else [folds] if isinstance(folds, int) else list(folds)
+    """The protocol's scored query slices of the folds ``fold_indices`` (all by default), test or validation split;
+    ``scored`` chooses the slices (:data:`~monai_fewshot.data.protocol.SCORED`: ``"volume"`` gives whole-volume
+    Dice). ``folds`` is the dataset's fold split (None: :func:`dataset_folds` of ``dataset_dir``)."""
+    all_folds = dataset_folds(dataset_dir) if folds is None else list(folds)
+    chosen = range(len(all_folds)) if fold_indices is None else [fold_indices] if isinstance(fold_indices, int) else list(fold_indices)
     bad = [f for f in chosen if not 0 <= f < len(all_folds)]
     if bad:
         raise ValueError(f"folds {bad} are out of range 0..{len(all_folds) - 1}.")

@@ -21,7 +21,9 @@ What is implemented (and what the lineage's public code does: Q-Net / ADNet ``da
   ``int(C_s * (2j + 1) / 6)`` for chunk ``j`` (the lineage's ``get_support_index``: the middle of each third).
   Every query slice of chunk ``j`` is predicted from support slice ``j``.
 - Dice: per query volume, over the stacked prediction of its scored slices (3D Dice); averaged over the
-  fold's query volumes, then over folds per class, then over classes.
+  fold's query volumes, then over folds per class, then over classes. Scored by
+  :class:`~monai_fewshot.metrics.ProtocolDice` on the items of :class:`~monai_fewshot.data.ProtocolSliceDataset`
+  (:func:`~monai_fewshot.engines.evaluate_protocol`), the one scoring path.
 - Validation (which the lineage lacks): ``1 + n_val_queries`` training volumes, the ones that follow the fold
   in sorted order (cyclically), are set aside; the first is the validation support. ``n_val_queries=0``
   keeps the lineage's training set.
@@ -31,16 +33,12 @@ What is implemented (and what the lineage's public code does: Q-Net / ADNet ``da
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
-
-import torch
 
 from monai_fewshot.data.layout import VolumeStore
-from monai_fewshot.metrics.fewshot_dice import FewShotScoreTable, VolumeScore, volume_scores
 
 __all__ = [
     "ChunkEpisode",
@@ -257,84 +255,3 @@ class EpisodeProtocol:
             key = (episode.fold, episode.class_id)
             counts[key] = counts.get(key, 0) + len(episode.query_slices)
         return counts
-
-    def batch(self, episode: ChunkEpisode | ProtocolEpisode3D) -> dict[str, torch.Tensor]:
-        """An episode as a CAT-Net batch.
-
-        2D (``ChunkEpisode``): query (Q, C, H, W) for its Q slices, support (Q, 1, C, H, W) and support_mask
-        (Q, 1, 1, H, W) (the chunk's support slice, repeated), query_label (Q, 1, H, W).
-        3D (``ProtocolEpisode3D``): query (1, C, H, W, D), support (1, 1, C, H, W, D), support_mask
-        (1, 1, 1, H, W, D), query_label (1, 1, H, W, D).
-        """
-        support, query = self.store[episode.support], self.store[episode.query]
-        c = episode.class_id
-        if isinstance(episode, ChunkEpisode):
-            z = list(episode.query_slices)
-            q = torch.from_numpy(np.moveaxis(query.image[..., z], -1, 0).copy())
-            s = torch.from_numpy(support.image[..., episode.support_slice].copy())
-            m = torch.from_numpy((support.label[..., episode.support_slice] == c).astype(np.float32))
-            label = torch.from_numpy(np.moveaxis(query.label[..., z] == c, -1, 0).astype(np.float32))
-            n = len(z)
-            return {
-                "query": q,
-                "support": s[None, None].expand(n, 1, *s.shape),
-                "support_mask": m[None, None, None].expand(n, 1, 1, *m.shape),
-                "query_label": label[:, None],
-            }
-        return {
-            "query": torch.from_numpy(query.image)[None],
-            "support": torch.from_numpy(support.image)[None, None],
-            "support_mask": torch.from_numpy((support.label == c).astype(np.float32))[None, None, None],
-            "query_label": torch.from_numpy((query.label == c).astype(np.float32))[None, None],
-        }
-
-    def _score(self, fold: int, class_id: int, query: str, prediction: np.ndarray, truth: np.ndarray) -> VolumeScore:
-        name = (self.store.classes or {}).get(class_id, str(class_id))
-        dice, _ = volume_scores(torch.from_numpy(prediction.astype(bool)), torch.from_numpy(truth))
-        return VolumeScore(fold, name, query, dice)
-
-    def evaluate(self, predict: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]) -> FewShotScoreTable:
-        """Run a 2D predictor over the protocol and score it.
-
-        Args:
-            predict: ``predict(query, support, support_mask) -> mask`` with query (Q, C, H, W) float32 slices,
-                support (C, H, W), support_mask (1, H, W) in {0, 1}, returning a (Q, H, W) boolean mask.
-        """
-        predictions: dict[tuple[int, int, str], dict[int, np.ndarray]] = {}
-        for episode in self.episodes():
-            support = self.store[episode.support]
-            query = self.store[episode.query]
-            z = list(episode.query_slices)
-            mask = predict(
-                np.moveaxis(query.image[..., z], -1, 0),
-                support.image[..., episode.support_slice],
-                (support.label[None, ..., episode.support_slice] == episode.class_id).astype(np.float32),
-            )
-            if mask.shape != (len(z),) + query.image.shape[1:3]:
-                raise ValueError(f"predict returned shape {mask.shape}, expected {(len(z),) + query.image.shape[1:3]}.")
-            slot = predictions.setdefault((episode.fold, episode.class_id, episode.query), {})
-            slot.update({zi: m for zi, m in zip(z, mask.astype(bool))})
-        result = FewShotScoreTable()
-        for (fold, c, query_id), by_slice in predictions.items():
-            z = sorted(by_slice)
-            truth = self.store[query_id].label[..., z] == c
-            result.add(self._score(fold, c, query_id, np.stack([by_slice[i] for i in z], -1), truth))
-        return result
-
-    def evaluate_3d(self, predict: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]) -> FewShotScoreTable:
-        """Run a 1-shot 3D predictor over the protocol and score it on the same slices as the 2D protocol.
-
-        Args:
-            predict: ``predict(query, support, support_mask) -> mask`` with query and support (C, H, W, D) float32
-                volumes, support_mask (1, H, W, D) in {0, 1}, returning an (H, W, D) boolean mask.
-        """
-        result = FewShotScoreTable()
-        for episode in self.episodes_3d():
-            support, query = self.store[episode.support], self.store[episode.query]
-            mask = predict(query.image, support.image, (support.label[None] == episode.class_id).astype(np.float32))
-            if mask.shape != query.image.shape[1:]:
-                raise ValueError(f"predict returned shape {mask.shape}, expected {query.image.shape[1:]}.")
-            z = list(episode.scored_slices)
-            truth = query.label[..., z] == episode.class_id
-            result.add(self._score(episode.fold, episode.class_id, episode.query, mask[..., z], truth))
-        return result

@@ -11,10 +11,10 @@ from ignite.handlers import ProgressBar
 from torch.utils.data import DataLoader
 
 from monai_fewshot.data.builders import dataset_folds, protocol_slices
-from monai_fewshot.data.protocol import N_VAL_QUERIES
+from monai_fewshot.data.protocol import Fold
 from monai_fewshot.engines.checkpointing import load_network_weights
 from monai_fewshot.engines.episodic import EpisodicEvaluator
-from monai_fewshot.metrics import FewShotScoreTable
+from monai_fewshot.metrics import FewShotScoreTable, volume_scores
 from monai_fewshot.networks.utils import final_logits
 from monai_fewshot.utils import write_text_atomic
 from monai_fewshot.visualize import save_episode_overlay
@@ -37,7 +37,7 @@ def _save_overlays(network, dataset, output_dir: Path, device, count: int) -> No
             output = network(item["query"][None].to(device), item["support"][None].to(device), item["support_mask"][None].to(device))
         logits = final_logits(output)
         truth, prediction = item["query_label"], (logits[0] > 0).float().cpu()
-        dice = 2 * float((truth * prediction).sum()) / max(float(truth.sum() + prediction.sum()), 1.0)
+        dice, _ = volume_scores(prediction, truth)
         title = (
             f"{item['class_name']}: support vol {item['support_volume']} z{item['support_slice']} -> "
             f"query vol {item['volume']} z{item['slice']} (fold {item['fold']}), slice Dice {dice:.2f}"
@@ -51,7 +51,7 @@ def evaluate_protocol(
     dataset_dir: str | Path,
     classes: Mapping[int, str],
     output_dir: str | Path,
-    folds: Sequence[int] | None = None,
+    fold_indices: Sequence[int] | None = None,
     checkpoint: str | None = None,
     split: str = "test",
     device: str | torch.device = "cpu",
@@ -61,7 +61,7 @@ def evaluate_protocol(
     name: str = "model",
     class_ids: Sequence[int] | None = None,
     scored: str = "labelled",
-    n_val_queries: int = N_VAL_QUERIES,
+    folds: Sequence[Fold] | None = None,
 ) -> FewShotScoreTable:
     """Evaluate ``network`` under the protocol, fold by fold, each fold with its own weights.
 
@@ -73,7 +73,7 @@ def evaluate_protocol(
         dataset_dir: folder of ``image_N``/``label_N`` NIfTI.
         classes: the dataset's class map.
         output_dir: where tables and overlays go.
-        folds: folds to evaluate; None evaluates every fold whose checkpoint exists (all folds without
+        fold_indices: folds to evaluate; None evaluates every fold whose checkpoint exists (all folds without
             ``checkpoint``).
         checkpoint: path pattern with ``{fold}`` (e.g. ``models/model_fold{fold}.pt``) of weights trained
             without that fold's test volumes; None evaluates the network as it is (a training-free baseline).
@@ -85,23 +85,23 @@ def evaluate_protocol(
         class_ids: the classes to score (Setting 2: the group the model was trained without); None scores all.
         scored: the query slices scored: ``"labelled"`` (the protocol's, default), ``"extent"`` or ``"volume"``
             (every slice: whole-volume Dice, empty slices included).
-        n_val_queries: validation queries per fold, as in training (the fold split depends on it).
+        folds: the dataset's fold split, as in training (the bundle's ``folds``); None:
+            :func:`~monai_fewshot.data.builders.dataset_folds` of ``dataset_dir``.
     """
     device = torch.device(device)
     output_dir = Path(output_dir)
-    n_folds = len(dataset_folds(dataset_dir, n_val_queries=n_val_queries))
-    if folds is None:
-        folds = [f for f in range(n_folds) if checkpoint is None or Path(checkpoint.format(fold=f)).is_file()]
-    if not folds:
+    folds = dataset_folds(dataset_dir) if folds is None else list(folds)
+    n_folds = len(folds)
+    if fold_indices is None:
+        fold_indices = [f for f in range(n_folds) if checkpoint is None or Path(checkpoint.format(fold=f)).is_file()]
+    if not fold_indices:
         raise FileNotFoundError(f"no fold to evaluate: no checkpoint matches {checkpoint!r} for folds 0..{n_folds - 1}.")
     table = FewShotScoreTable()
     network = network.to(device)
-    for position, fold in enumerate(folds):
+    for position, fold in enumerate(fold_indices):
         if checkpoint is not None:
             load_network_weights(network, checkpoint.format(fold=fold))
-        dataset = protocol_slices(
-            dataset_dir, classes, folds=fold, split=split, n_val_queries=n_val_queries, class_ids=class_ids, scored=scored
-        )
+        dataset = protocol_slices(dataset_dir, classes, fold, split=split, class_ids=class_ids, scored=scored, folds=folds)
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
         evaluator = EpisodicEvaluator(device, loader, network)
         ProgressBar(persist=True, desc=f"{name}, fold {fold}").attach(evaluator)

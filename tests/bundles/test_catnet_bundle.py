@@ -30,18 +30,46 @@ def test_configs_parse_and_build_the_network():
     assert inference.get_parsed_content("network_def").packed_channels == 3
 
 
-def test_n_val_queries_is_one_key_that_every_split_reads():
-    """Training episodes, validation episodes and the evaluator's fold split all read the bundle's n_val_queries, so
-    that changing it cannot let a validation volume into training."""
+def test_the_fold_split_is_computed_once_and_every_split_reads_it():
+    """n_val_queries is one key; the fold split is computed from it once (``folds``) and training episodes,
+    validation episodes and the evaluator all read that split, so that changing it cannot let a validation
+    volume into training."""
     from monai_fewshot.data import N_VAL_QUERIES
 
     parser = ConfigParser()
     parser.read_config([str(BUNDLE / "configs" / "train.json"), str(BUNDLE / "configs" / "evaluate.json")])
     assert parser.get_parsed_content("n_val_queries") == N_VAL_QUERIES
-    readers = ["train#dataset#n_val_queries", "validate#dataset#n_val_queries",
-               *(f"evaluate#{name}#n_val_queries" for name in ("catnet", "registration", "floor"))]
-    assert all(parser[key] == "@n_val_queries" for key in readers)
-    assert "n_val_queries=@n_val_queries" in parser["eval_folds"]
+    assert "n_val_queries=@n_val_queries" in parser["folds"]
+    readers = ["train#dataset#folds", "validate#dataset#folds",
+               *(f"evaluate#{name}#folds" for name in ("catnet", "registration", "floor"))]
+    assert all(parser[key] == "@folds" for key in readers)
+    assert "n_val_queries" not in json.dumps({key: parser[key] for key in ("train", "validate", "evaluate")})
+    assert "len(@folds)" in parser["evaluated_folds"]
+
+
+def test_the_overlays_choose_the_network_dataset_and_backbone():
+    """alpnet.json, cmr.json and cloformer_xxs.json set top-level keys only; the bundle builds the registered network
+    and names the family's folders from them, as the command's train/evaluate do."""
+    from monai_fewshot.networks import ALPNet, CATNet
+
+    configs = BUNDLE / "configs"
+    expected = {
+        (): (CATNet, "models", "chaos_test", 4, "resnet18"),
+        ("alpnet.json",): (ALPNet, "models/alpnet", "chaos_alpnet_test", 4, "resnet18"),
+        ("cmr.json",): (CATNet, "models/cmr", "cmr_test", 3, "resnet18"),
+        ("cloformer_xxs.json",): (CATNet, "models/cloformer_xxs", "chaos_cloformer_xxs_test", 4, "cloformer_xxs"),
+        ("cmr.json", "alpnet.json"): (ALPNet, "models/cmr/alpnet", "cmr_alpnet_test", 3, "resnet18"),
+    }
+    for overlays, (kind, models, evaluation, n_classes, backbone) in expected.items():
+        parser = ConfigParser()
+        parser.read_config([str(configs / name) for name in ("train.json", "evaluate.json", *overlays)])
+        parser["bundle_root"] = "B"
+        network = parser.get_parsed_content("network_def").network
+        assert type(network) is kind and len(parser.get_parsed_content("classes")) == n_classes
+        encoder = network.mife.backbone if kind is CATNet else network.backbone
+        assert type(encoder).__name__.lower().startswith(backbone[:5]), (overlays, type(encoder).__name__)
+        assert parser.get_parsed_content("ckpt_dir") == f"B/{models}"
+        assert parser.get_parsed_content("eval_dir") == f"B/eval/{evaluation}"
 
 
 def test_registration_overlays_parse():
@@ -195,15 +223,23 @@ def test_multi_gpu_config_trains_with_torchrun_on_two_cpu_processes(small_chaos,
 
 
 @pytest.mark.slow
-def test_a_registered_toy_network_trains_evaluates_and_is_served(small_chaos, tmp_path, capsys):
-    """Adding a network is one file and one registration (tests/toy_network.py): the command then trains and
-    evaluates it through the bundle, and the MONAI Label app's loader serves its weights, with no other edit."""
+def test_a_registered_toy_network_trains_evaluates_and_is_served(small_chaos, tmp_path, capsys, monkeypatch):
+    """Adding a network is one file and one registration (tests/toy_network.py, declared by an entry point as an
+    installed plugin package declares it): the command then trains and evaluates it through the bundle, whose
+    processes find it by name, and the MONAI Label app's loader (the bundle's inference.json through
+    ConfigParser) serves its weights, with no other edit."""
     import sys
     from pathlib import Path
 
-    import tests.toy_network  # noqa: F401 - registers "toy"
     from monai_fewshot.cli import main
+    from monai_fewshot.registry import load_network_plugins
+    from tests.test_registry import write_plugin
 
+    repo = Path(__file__).resolve().parents[2]
+    write_plugin(tmp_path / "site", "toy", "tests.toy_network")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path / "site"), str(repo)]))
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    load_network_plugins()
     models = tmp_path / "models"
     assert main(["train", "--network", "toy", "--data", str(small_chaos), "--fold", "1", "--epochs", "3",
                  "--episodes-per-epoch", "2", "--run-dir", str(tmp_path / "run"), "--ckpt-dir", str(models)]) == 0
@@ -211,18 +247,17 @@ def test_a_registered_toy_network_trains_evaluates_and_is_served(small_chaos, tm
     assert main(["evaluate", "--network", "toy", "--data", str(small_chaos), "--ckpt-dir", str(models), "--folds", "1",
                  "--exclude", "2", "--output", str(tmp_path / "eval")]) == 0
     assert "toy Dice (%)" in capsys.readouterr().out and (tmp_path / "eval" / "toy_dice.csv").is_file()
-    repo = Path(__file__).resolve().parents[2]
     venv = Path(os.environ.get("MONAI_FEWSHOT_LABEL_VENV") or repo / ".venv-label")
     subprocess.run(["bash", str(repo / "monai_fewshot" / "apps" / "setup_env.sh"), str(venv)], check=True, timeout=3600,
                    capture_output=True)
     serve = (
-        "import sys, torch, tests.toy_network\n"
+        "import sys, torch\n"
         "from monai_fewshot.apps.fewshot_label.infer import load_network\n"
         "network, description = load_network(sys.argv[1], 'toy')\n"
-        "assert type(network).__name__ == 'ToyFewShot' and sys.argv[1] in description, description\n"
+        "assert type(network.network).__name__ == 'ToyFewShot' and sys.argv[1] in description, description\n"
         "assert network(torch.rand(1, 1, 32, 32), torch.rand(1, 1, 1, 32, 32), torch.ones(1, 1, 1, 32, 32)).shape == (1, 1, 32, 32)\n"
     )
-    subprocess.run([str(venv / "bin" / "python"), "-c", serve, str(models / "model_fold1.pt")], check=True, cwd=repo,
+    subprocess.run([str(venv / "bin" / "python"), "-c", serve, str(models / "model_fold1.pt")], check=True, cwd=tmp_path,
                    timeout=300)
     assert sys.modules["tests.toy_network"]
 
@@ -260,3 +295,26 @@ def test_registration_method_is_scored_through_the_command_without_weights(small
     assert len(registration) - 1 == len(floor) - 1 == 2  # right kidney x 2 query volumes of fold 1
     mean = lambda rows: sum(float(r.split(",")[3]) for r in rows[1:]) / (len(rows) - 1)  # noqa: E731
     assert mean(registration) > mean(floor)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "overlay, data, evaluation, name",
+    [("alpnet.json", "chaos_t2_mri", "chaos_alpnet_test_fold0", "alpnet"),
+     ("cmr.json", "cmr_mscmrseg_bssfp", "cmr_test_fold0", "catnet"),
+     ("cloformer_xxs.json", "chaos_t2_mri", "chaos_cloformer_xxs_test_fold0", "catnet")],
+)
+def test_plain_bundle_runs_of_the_overlays_reproduce_the_committed_fold0_tables(overlay, data, evaluation, name, tmp_path):
+    """``python -m monai.bundle run`` with train.json, evaluate.json and one overlay file (overrides: the data
+    folder, fold 0, the output folder, no registration scoring) scores the shipped fold-0 weights of that family
+    as the committed table does, to 0.01 Dice per class."""
+    from monai_fewshot.metrics import FewShotScoreTable
+    from tests.conftest import require_shared
+
+    run_bundle("run", "train.json", "evaluate.json", overlay, eval_folds="[0]", score_registration=False,
+               eval_dir=tmp_path, dataset_dir=require_shared(data))
+    reproduced = FewShotScoreTable.from_csv(tmp_path / f"{name}_dice.csv").per_fold()[0]
+    committed = FewShotScoreTable.from_csv(BUNDLE / "eval" / evaluation / f"{name}_dice.csv").per_fold()[0]
+    assert reproduced.keys() == committed.keys()
+    for organ, dice in committed.items():
+        assert abs(100 * reproduced[organ] - 100 * dice) < 0.01, (organ, 100 * reproduced[organ], 100 * dice)

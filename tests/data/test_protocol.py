@@ -6,6 +6,7 @@ from dataclasses import astuple
 
 import numpy as np
 import pytest
+import torch
 
 from monai_fewshot.data import CHAOS_CLASSES, CMR_CLASSES, EpisodeProtocol, lineage_folds
 
@@ -100,10 +101,19 @@ def test_array_split_chunking(cmr_store):
     assert any(len(a.query_slices) != len(b.query_slices) for a, b in zip(lineage, split))
 
 
-def test_evaluate_scores_only_the_scored_slices(chaos_store, chaos_raw):
-    folds = lineage_folds(list(chaos_store))
-    protocol = EpisodeProtocol(chaos_store, folds)
-    everything = protocol.evaluate(lambda query, support, mask: np.ones((query.shape[0],) + query.shape[2:], bool))
+class AllForeground(torch.nn.Module):
+    """A predictor that marks every pixel of every query slice."""
+
+    def forward(self, query, support, support_mask):
+        return torch.full_like(query[:, :1], 10.0)
+
+
+def test_evaluation_scores_only_the_scored_slices(chaos_dir, chaos_raw, tmp_path):
+    """The shipped scoring path (evaluate_protocol: ProtocolSliceDataset -> EpisodicEvaluator -> ProtocolDice)
+    against an independent count: predicting everything scores 2|T| / (|T| + scored slices x slice area)."""
+    from monai_fewshot.engines import evaluate_protocol
+
+    everything = evaluate_protocol(AllForeground(), chaos_dir, CHAOS_CLASSES, tmp_path, overlays=0, batch_size=32)
     assert len(everything.scores) == 5 * 4 * 4
     ids = {name: value for value, name in CHAOS_CLASSES.items()}
     for fold, name, query, dice, _ in (astuple(score) for score in everything.scores):
@@ -113,25 +123,20 @@ def test_evaluate_scores_only_the_scored_slices(chaos_store, chaos_raw):
         truth = int((label == c).sum())
         predicted = int(scored.sum()) * label.shape[0] * label.shape[1]
         assert dice == pytest.approx(2 * truth / (truth + predicted))
-    nothing = protocol.evaluate(lambda query, support, mask: np.zeros((query.shape[0],) + query.shape[2:], bool))
-    assert nothing.mean() == 0.0 and set(nothing.per_class()) == set(CHAOS_CLASSES.values())
-    assert "liver" in nothing.to_markdown() and "mean" in nothing.to_markdown()
+    assert "liver" in everything.to_markdown() and "mean" in everything.to_markdown()
 
 
-def test_3d_episodes(chaos_store):
+def test_3d_episodes_cover_the_2d_scored_slices(chaos_store):
     folds = lineage_folds(list(chaos_store))
     protocol = EpisodeProtocol(chaos_store, folds)
     episodes = list(protocol.episodes_3d())
     assert len(episodes) == 5 * 4 * 4
-    counts = protocol.scored_slice_counts()
-    for (f, c), n in counts.items():
-        assert sum(len(e.scored_slices) for e in episodes if e.fold == f and e.class_id == c) == n
-    # a 3D predictor is scored on the same voxels as the 2D protocol
-    ones_2d = protocol.evaluate(lambda query, support, mask: np.ones((query.shape[0],) + query.shape[2:], bool))
-    ones_3d = protocol.evaluate_3d(lambda query, support, mask: np.ones(query.shape[1:], bool))
-    key = lambda score: (score.fold, score.class_name, score.volume)  # noqa: E731
-    for a, b in zip(sorted(ones_3d.scores, key=key), sorted(ones_2d.scores, key=key)):
-        assert key(a) == key(b) and a.dice == pytest.approx(b.dice)
+    by_volume = {}
+    for episode in protocol.episodes():
+        by_volume.setdefault((episode.fold, episode.class_id, episode.query), []).extend(episode.query_slices)
+    for episode in episodes:  # the same voxels as the 2D protocol
+        assert sorted(by_volume[(episode.fold, episode.class_id, episode.query)]) == list(episode.scored_slices)
+        assert episode.support == folds[episode.fold].support
 
 
 @pytest.mark.parametrize("n", [20, 35])
@@ -161,34 +166,25 @@ def test_protocol_errors(cmr_store):
         EpisodeProtocol(cmr_store, lineage_folds(list(cmr_store)), chunking="thirds")
 
 
-def test_copy_support_baseline_is_pinned(chaos_store):
-    """Pasting the support slice's mask onto every query slice: the protocol's floor, pinned to the digit."""
-    protocol = EpisodeProtocol(chaos_store, lineage_folds(list(chaos_store)))
-    result = protocol.evaluate(lambda query, support, mask: np.repeat(mask > 0, query.shape[0], axis=0))
-    per_class = {c: round(100 * d, 2) for c, d in result.per_class().items()}
-    assert per_class == {"liver": 57.02, "right kidney": 43.27, "left kidney": 45.17, "spleen": 26.93}
-    assert round(100 * result.mean(), 2) == 43.10
+def test_protocol_slices_hold_the_episode_tensors(cmr_store, cmr_raw):
+    """ProtocolSliceDataset, the one episode-to-tensor path: each item is a query slice with its chunk's support."""
+    from monai_fewshot.data.protocol_dataset import ProtocolSliceDataset
 
-
-def test_protocol_batches_have_catnet_shapes(cmr_store, cmr_raw):
     protocol = EpisodeProtocol(cmr_store, lineage_folds(list(cmr_store))[:1], class_ids=[2])
+    dataset = ProtocolSliceDataset(protocol)
     episode = next(protocol.episodes())
-    batch = protocol.batch(episode)
-    n = len(episode.query_slices)
-    assert batch["query"].shape == (n, 1, 256, 256) and batch["query_label"].shape == (n, 1, 256, 256)
-    assert batch["support"].shape == (n, 1, 1, 256, 256) and batch["support_mask"].shape == (n, 1, 1, 256, 256)
-    truth = cmr_raw[int(episode.support)][..., episode.support_slice] == 2
-    np.testing.assert_array_equal(batch["support_mask"][-1, 0, 0].numpy(), truth)
-    np.testing.assert_array_equal(
-        batch["query_label"][:, 0].numpy(), np.moveaxis(cmr_raw[int(episode.query)][..., list(episode.query_slices)] == 2, -1, 0)
-    )
-    volume = protocol.batch(next(protocol.episodes_3d()))
-    depth = cmr_raw[int(episode.query)].shape[-1]
-    assert volume["query"].shape == (1, 1, 256, 256, depth) and volume["support_mask"].shape[:3] == (1, 1, 1)
+    assert len(dataset) == sum(len(e.query_slices) for e in protocol.episodes())
+    for index, z in enumerate(episode.query_slices):
+        item = dataset[index]
+        assert item["query"].shape == (1, 256, 256) and item["query_label"].shape == (1, 256, 256)
+        assert item["support"].shape == (1, 1, 256, 256) and item["support_mask"].shape == (1, 1, 256, 256)
+        assert (item["volume"], item["slice"], item["support_slice"]) == (episode.query, z, episode.support_slice)
+        np.testing.assert_array_equal(item["support_mask"][0, 0].numpy(), cmr_raw[int(episode.support)][..., episode.support_slice] == 2)
+        np.testing.assert_array_equal(item["query_label"][0].numpy(), cmr_raw[int(episode.query)][..., z] == 2)
 
 
 def test_evaluator_path_gives_the_same_floor(chaos_dir, tmp_path):
-    """The bundle's path (MONAI evaluator + ProtocolDice, slice by slice) equals the protocol's own scoring."""
+    """Pasting the support slice's mask onto every query slice, through the shipped path: the floor, pinned to the digit."""
     from monai_fewshot.engines import evaluate_protocol
     from monai_fewshot.networks import SupportMaskCopy
 
@@ -204,9 +200,9 @@ def test_evaluator_scores_only_a_setting2_group(chaos_dir, tmp_path):
     from monai_fewshot.engines import evaluate_protocol
     from monai_fewshot.networks import SupportMaskCopy
 
-    table = evaluate_protocol(SupportMaskCopy(), chaos_dir, CHAOS_CLASSES, tmp_path, folds=[0], overlays=0,
+    table = evaluate_protocol(SupportMaskCopy(), chaos_dir, CHAOS_CLASSES, tmp_path, fold_indices=[0], overlays=0,
                               batch_size=32, class_ids=(2, 3))
-    every = evaluate_protocol(SupportMaskCopy(), chaos_dir, CHAOS_CLASSES, tmp_path / "all", folds=[0], overlays=0,
+    every = evaluate_protocol(SupportMaskCopy(), chaos_dir, CHAOS_CLASSES, tmp_path / "all", fold_indices=[0], overlays=0,
                               batch_size=32)
     kidneys = table.per_class()
     assert sorted(kidneys) == ["left kidney", "right kidney"]

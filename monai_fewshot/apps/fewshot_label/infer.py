@@ -14,6 +14,8 @@ import logging
 import os
 import tempfile
 import threading
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import nibabel as nib
@@ -23,9 +25,7 @@ from fastapi import HTTPException
 from monailabel.interfaces.tasks.infer_v2 import InferType
 from monailabel.tasks.infer.basic_infer import BasicInferTask
 
-from monai_fewshot.engines import load_network_weights
 from monai_fewshot.inferers import propagate_annotation, segment_from_annotated_slices
-from monai_fewshot.registry import build_fewshot_network
 
 __all__ = ["MAX_VOXELS", "FewShotScribblesInfer", "load_network", "read_volume"]
 
@@ -38,20 +38,44 @@ CONFIG_DEFAULTS = {
 }
 
 
-def load_network(checkpoint: str | None, network_name: str = "catnet", seed: int = 0) -> tuple[torch.nn.Module, str]:
-    """The registered few-shot network ``network_name`` (:mod:`monai_fewshot.registry`), 2D, with the weights of
-    ``checkpoint`` (what the bundle's training saves, :func:`~monai_fewshot.engines.load_network_weights`); the
-    seeded initial weights when ``checkpoint`` is empty.
+def load_network(
+    checkpoint: str | None,
+    network_name: str = "catnet",
+    bundle: str | Path | None = None,
+    working_size: Sequence[int] | None = None,
+    seed: int = 0,
+) -> tuple[torch.nn.Module, str]:
+    """The network the bundle's ``inference.json`` defines, read with MONAI's ``ConfigParser``: the registered
+    few-shot network ``network_name`` (:mod:`monai_fewshot.registry`) in the working-size wrapper the evaluator
+    runs it in (``ResizedFewShot``; slices of any size in, logits of that size out), with the weights of
+    ``checkpoint`` loaded as the bundle loads them; the seeded initial weights when ``checkpoint`` is empty.
+
+    Args:
+        checkpoint: what the bundle's training saves (``model_fold{F}.pt``), or None / "".
+        network_name: a registered few-shot network with weights.
+        bundle: the catnet_fewshot bundle folder. Defaults to the package's.
+        working_size: in-plane size the network sees; None: the bundle's (the network's registered size).
+        seed: seeds the initial weights.
 
     Returns:
         the network in eval mode and a description of the weights.
     """
+    from monai.bundle import ConfigParser
+
+    from monai_fewshot.bundle_runner import BUNDLES
+
+    root = Path(bundle) if bundle else BUNDLES / "catnet_fewshot"
+    parser = ConfigParser()
+    parser.read_config(str(root / "configs" / "inference.json"))
+    parser.update({"bundle_root": str(root), "network_name": network_name, "checkpoint": checkpoint or "",
+                   "device": "$torch.device('cpu')"})
+    if working_size is not None:
+        parser["working_size"] = [int(s) for s in working_size]
     torch.manual_seed(seed)
-    network = build_fewshot_network(network_name, spatial_dims=2)
+    packed = parser.get_parsed_content("network" if checkpoint else "network_def")  # "network": weights loaded
     if not checkpoint:
-        return network.eval(), f"{network_name}, initial weights (seed {seed}; no checkpoint configured)"
-    load_network_weights(network, checkpoint)
-    return network.eval(), f"{network_name}, checkpoint {os.path.abspath(checkpoint)}"
+        return packed.network.eval(), f"{network_name}, initial weights (seed {seed}; no checkpoint configured)"
+    return packed.network.eval(), f"{network_name}, checkpoint {os.path.abspath(checkpoint)}"
 
 
 MAX_VOXELS = 512 * 512 * 1024  # the largest volume the server reads (2^28 voxels)
@@ -115,18 +139,20 @@ class FewShotScribblesInfer(BasicInferTask):
     Args:
         checkpoint: weights of the network (what the bundle's training saves); None or "" for the initial weights.
         labels: output label names to values. Defaults to ``{"organ": 1}``.
-        slice_size: in-plane size the network sees. Defaults to (128, 128), the working size the bundle's
-            CPU configuration trains at.
+        working_size: in-plane size the network sees. Defaults to None: the bundle's working size (the network's
+            registered one, 128 x 128 for CAT-Net).
         network: a registered few-shot network with weights (:mod:`monai_fewshot.registry`). Defaults to
             ``"catnet"``.
+        bundle: the catnet_fewshot bundle whose ``inference.json`` defines the network. Defaults to the package's.
     """
 
     def __init__(
         self,
         checkpoint: str | None = None,
         labels: dict[str, int] | None = None,
-        slice_size=(128, 128),
+        working_size: Sequence[int] | None = None,
         network: str = "catnet",
+        bundle: str | Path | None = None,
     ):
         super().__init__(
             path=None,
@@ -138,9 +164,8 @@ class FewShotScribblesInfer(BasicInferTask):
             config=dict(CONFIG_DEFAULTS),
         )
         self.checkpoint = checkpoint
-        self.slice_size = tuple(slice_size)
         self._lock = threading.Lock()
-        self._network, self.weights = load_network(checkpoint, network)
+        self._network, self.weights = load_network(checkpoint, network, bundle, working_size)
 
     def is_valid(self) -> bool:
         return True
@@ -188,7 +213,7 @@ class FewShotScribblesInfer(BasicInferTask):
                     annotation,
                     self._network,
                     label_value=label_value,
-                    slice_size=self.slice_size,
+                    slice_size=None,  # the bundle's network resizes to its working size
                     batch_size=batch_size,
                     support_image=support_image.astype(np.float32),
                     support_annotation=support_label,

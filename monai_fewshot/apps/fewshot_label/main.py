@@ -12,10 +12,11 @@ App config (``--conf KEY VALUE``):
         ``catnet``, the default, or ``alpnet``, or any network registered there).
     checkpoint: that network's weights as the bundle's training saves them (e.g. ``models/model.pt``, or
         ``models/alpnet/model_fold0.pt`` with ``network alpnet``); absent: the seeded initial weights.
-    bundle: a MONAI bundle folder (``bundles/catnet_fewshot``); its ``models/model.pt`` is the checkpoint
-        when ``checkpoint`` is not given.
+    bundle: the catnet_fewshot bundle folder whose ``configs/inference.json`` defines the served network (read
+        with MONAI's ``ConfigParser``: the network in the evaluator's working-size wrapper); its
+        ``models/model.pt`` is the checkpoint when ``checkpoint`` is not given. Defaults to the package's bundle.
     label_name: name of the output segment. Defaults to ``organ``.
-    slice_size: in-plane size the network sees, ``H,W``. Defaults to the network's registered working size.
+    slice_size: in-plane size the network sees, ``H,W``. Defaults to the bundle's working size.
 """
 
 from __future__ import annotations
@@ -57,8 +58,9 @@ class FewShotLabelApp(MONAILabelApp):
             raise ValueError(
                 f"--conf network {self.network!r}: expected a registered network with weights, one of {trained_networks()}."
             )
-        default_size = ",".join(map(str, spec.working_size))
-        self.slice_size = tuple(int(s) for s in str(conf.get("slice_size", default_size)).split(","))
+        self.bundle = conf.get("bundle") or None
+        size = conf.get("slice_size")
+        self.working_size = tuple(int(s) for s in str(size).split(",")) if size else None
         super().__init__(
             app_dir=app_dir,
             studies=studies,
@@ -77,7 +79,7 @@ class FewShotLabelApp(MONAILabelApp):
         return contain_datastore(super().init_datastore())
 
     def init_infers(self) -> dict[str, InferTask]:
-        task = FewShotScribblesInfer(self.checkpoint, {self.label_name: 1}, self.slice_size, self.network)
+        task = FewShotScribblesInfer(self.checkpoint, {self.label_name: 1}, self.working_size, self.network, self.bundle)
         logger.info(f"{MODEL_NAME}: {task.weights}")
         return {MODEL_NAME: task}
 
