@@ -249,6 +249,7 @@ def _restore(args: argparse.Namespace) -> int:
         "input_image": source, "output_image": target, "task": args.task,
         "factor": args.factor, "noise": args.noise, "sigma": args.sigma,
         "checkpoint": Path(args.checkpoint).expanduser().resolve() if args.checkpoint else None,
+        "amp": False if args.fp32 else None,
     }
     start = time.perf_counter()
     status = _run_bundle(bundle, ["inference.json"], **overrides)
@@ -431,6 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="noise the model was trained on; picks models/<noise>_sigma<sigma>/grl.pt (default gaussian)")
     restore.add_argument("--sigma", type=float, default=0.05, help="its sigma (default 0.05)")
     restore.add_argument("--checkpoint", help="GRL weights (default: the bundle's model for the task)")
+    restore.add_argument("--fp32", action="store_true",
+                         help="compute in float32 everywhere (default: bfloat16 autocast where the device computes it "
+                         "natively, e.g. a CPU with AVX512-BF16: about 1.5x faster, 0.01 dB lower PSNR)")
     restore.set_defaults(run=_restore)
 
     benchmark = commands.add_parser(

@@ -40,6 +40,7 @@ def restore_volume(
     task: str = "denoise",
     factor: int = 2,
     device: str | torch.device = "cpu",
+    amp: bool = False,
 ) -> Path:
     """Denoise, or super-resolve through-plane, one 3D NIfTI volume.
 
@@ -59,6 +60,9 @@ def restore_volume(
         task: ``"denoise"`` or ``"sr"``.
         factor: through-plane up-sampling factor for ``"sr"`` (an integer >= 2).
         device: where the network runs.
+        amp: run the network under bfloat16 autocast (the output is float32 again). Worth it where the device
+            computes in bfloat16 natively (:func:`~monai_fewshot.utils.native_bf16`): on this project's CPU
+            (AVX512-BF16) a CHAOS volume took 195 instead of 287 CPU-seconds at 0.01 dB lower PSNR.
 
     Raises:
         FileNotFoundError: ``input_image`` does not exist. ValueError: not a 3D single-channel volume, NaN or
@@ -82,8 +86,11 @@ def restore_volume(
     if task == "sr":
         image = Zoom((1.0, 1.0, float(factor)), mode="trilinear", keep_size=False)(image)
 
+    device = torch.device(device)
     network = network.to(device).eval()
-    restored = inferer(image[None].to(device).as_tensor(), network)[0, 0].clamp(0.0, 1.0).cpu().numpy()
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        restored = inferer(image[None].to(device).as_tensor(), network)[0, 0]
+    restored = restored.float().clamp(0.0, 1.0).cpu().numpy()
     restored = restored * (high - low) + low
     affine = header.affine if task == "denoise" else np.asarray(image.affine, dtype=np.float64)
     output = nib.Nifti1Image(restored.astype(np.float32), affine, header.header)

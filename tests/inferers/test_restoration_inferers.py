@@ -92,3 +92,26 @@ def test_bad_inputs_write_nothing(tmp_path):
     with pytest.raises(ValueError, match="factor must be an integer >= 2"):
         restore_volume(net, flat, out, inferer, task="sr", factor=1)
     assert not (tmp_path / "out").exists()
+
+
+def test_restore_volume_under_bf16_autocast_runs_the_network_in_bfloat16(tmp_path):
+    """amp=True: the network's layers compute in bfloat16 (what makes it faster where that is native), the written
+    volume is float32 and within bfloat16's rounding of the float32 result."""
+    from monai_fewshot.utils import native_bf16
+
+    torch.manual_seed(0)
+    network = GRL(**TINY)
+    dtypes = []
+    linear = next(m for m in network.modules() if isinstance(m, torch.nn.Linear))
+    linear.register_forward_hook(lambda module, args, output: dtypes.append(output.dtype))
+    source = save(tmp_path / "in.nii.gz", 200 + 800 * smooth_volume(10)[0].numpy())
+    restored = {}
+    for amp in (False, True):
+        dtypes.clear()
+        out = restore_volume(network, source, tmp_path / f"amp{amp}.nii.gz", SlidingWindowInferer((16, 16, 8)), amp=amp)
+        assert set(dtypes) == {torch.bfloat16 if amp else torch.float32}
+        image = nib.load(out)
+        assert image.get_data_dtype() == np.float32
+        restored[amp] = image.get_fdata()
+    assert np.abs(restored[True] - restored[False]).max() < 0.02 * 800  # 2 % of the range
+    assert isinstance(native_bf16("cpu"), bool) and native_bf16("meta") is False
