@@ -124,6 +124,7 @@ def _evaluate_overrides(args: argparse.Namespace) -> dict:
     common = _dataset_overrides(args) | {
         "eval_dir": args.output and Path(args.output), "eval_split": args.split, "eval_folds": folds or None,
         "eval_scored": "volume" if args.whole_volume else None, "registration_workers": args.workers,
+        "exclude_classes": sorted(args.exclude) if args.exclude else None,
     }
     if args.network in TRAINING_FREE:
         return common

@@ -140,6 +140,8 @@ def test_the_registration_method_is_evaluated_without_weights_and_never_trained(
     resolved = _resolved("evaluate", options, tmp_path, ["eval_dir", "eval_folds", "score_model", "checkpoint"])
     assert resolved == {"eval_dir": str(tmp_path / "eval" / "chaos_registration_test_fold0"), "eval_folds": [0],
                         "score_model": False, "checkpoint": None}
+    setting2 = _resolved("evaluate", [*options, "--exclude", "3", "2"], tmp_path, ["eval_classes"])
+    assert setting2 == {"eval_classes": [2, 3]}  # Setting 2's group is scored, weights or not
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--data", str(tmp_path), "--network", "registration"])
     assert "invalid choice: 'registration'" in capsys.readouterr().err
