@@ -62,7 +62,7 @@ def restore_volume(
         device: where the network runs.
         amp: run the network under bfloat16 autocast (the output is float32 again). Worth it where the device
             computes in bfloat16 natively (:func:`~monai_fewshot.utils.native_bf16`): on this project's CPU
-            (AVX512-BF16) a CHAOS volume took 195 instead of 287 CPU-seconds at 0.01 dB lower PSNR.
+            (AVX512-BF16) a CHAOS volume took 195 instead of 262 CPU-seconds at 0.01 dB lower PSNR.
 
     Raises:
         FileNotFoundError: ``input_image`` does not exist. ValueError: not a 3D single-channel volume, NaN or
