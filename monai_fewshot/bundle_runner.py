@@ -54,13 +54,18 @@ def child_environment() -> dict[str, str]:
     return {"GLIBC_TUNABLES": ALLOCATOR_TUNABLES, **os.environ}
 
 
+def _trust_own_configs() -> None:
+    """The bundles of this package are trusted code; MONAI warns on every config it evaluates."""
+    warnings.filterwarnings("ignore", message="parsing config_file", category=UserWarning)
+
+
 def bundle_values(bundle: Path, configs: list[str], overrides: dict, keys: list[str]) -> dict:
     """What the bundle at ``bundle`` resolves ``keys`` to (e.g. ``ckpt_dir``, ``eval_dir``), its ``configs``
     merged in order with ``overrides`` applied as ``bundle run`` applies them (None for a key it does not have):
     the bundle, not its caller, decides paths and folds."""
     from monai.bundle import ConfigParser
 
-    warnings.filterwarnings("ignore", message="parsing config_file", category=UserWarning)
+    _trust_own_configs()
     parser = ConfigParser()
     parser.read_config([str(bundle / "configs" / name) for name in configs])
     parser.update({"bundle_root": str(bundle), **{k: v for k, v in overrides.items() if v is not None}})
@@ -72,8 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     import fire
     from monai.bundle.scripts import run
 
-    # the bundles of this package are trusted code; MONAI warns on every config it evaluates
-    warnings.filterwarnings("ignore", message="parsing config_file", category=UserWarning)
+    _trust_own_configs()
     try:
         fire.Fire({"run": run}, command=sys.argv[1:] if argv is None else argv)
     except Exception as error:  # noqa: BLE001 - every failure becomes one line unless debugging

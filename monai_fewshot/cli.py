@@ -73,8 +73,13 @@ def _dataset_overrides(args: argparse.Namespace) -> dict:
     if args.classes:
         source = Path(args.classes).expanduser()
         read_dataset_spec(source)  # refused here, in one line, rather than inside the bundle
-        return {"dataset_dir": data, "classes_file": source}
-    return {"dataset_dir": data, "dataset": args.dataset}
+        return {"dataset_dir": data, "classes_file": source, "exclude_classes": _excluded(args)}
+    return {"dataset_dir": data, "dataset": args.dataset, "exclude_classes": _excluded(args)}
+
+
+def _excluded(args: argparse.Namespace) -> list[int] | None:
+    """Setting 2's ``--exclude`` classes, sorted (None: Setting 1)."""
+    return sorted(args.exclude) if args.exclude else None
 
 
 def _guided(args: argparse.Namespace) -> bool:
@@ -89,11 +94,10 @@ def _overlays(args: argparse.Namespace) -> list[str]:
 
 
 def _model_overrides(args: argparse.Namespace) -> dict:
-    """What train and evaluate share: the bundle's ``network_name``, ``backbone``, ``exclude_classes`` (Setting 2)
-    and, when given, ``ckpt_dir``. The bundle names the family's folders from them
+    """What train and evaluate share for a trained network: the bundle's ``network_name``, ``backbone`` and, when
+    given, ``ckpt_dir``. The bundle names the family's folders from them and the dataset's keys
     (:func:`~monai_fewshot.registry.model_family`)."""
-    return {"network_name": args.network, "backbone": args.backbone, "ckpt_dir": args.ckpt_dir and Path(args.ckpt_dir),
-            "exclude_classes": sorted(args.exclude) if args.exclude else None}
+    return {"network_name": args.network, "backbone": args.backbone, "ckpt_dir": args.ckpt_dir and Path(args.ckpt_dir)}
 
 
 def _train_overrides(args: argparse.Namespace) -> dict:
@@ -124,7 +128,6 @@ def _evaluate_overrides(args: argparse.Namespace) -> dict:
     common = _dataset_overrides(args) | {
         "eval_dir": args.output and Path(args.output), "eval_split": args.split, "eval_folds": folds or None,
         "eval_scored": "volume" if args.whole_volume else None, "registration_workers": args.workers,
-        "exclude_classes": sorted(args.exclude) if args.exclude else None,
     }
     if args.network in TRAINING_FREE:
         return common

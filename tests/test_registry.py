@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from monai_fewshot.cli import _model_overrides, build_parser
+from monai_fewshot.cli import _dataset_overrides, _model_overrides, build_parser
 from monai_fewshot.networks import ALPNet, CATNet, SupportMaskCopy
 from monai_fewshot.registration import SupportRegistration
 from monai_fewshot.registry import (
@@ -73,8 +73,8 @@ def test_the_command_passes_names_and_the_bundle_names_the_folders(tmp_path):
     eval/) from them with model_family and evaluation_name."""
     args = build_parser().parse_args(["train", "--data", str(tmp_path), "--network", "alpnet", "--dataset", "cmr",
                                       "--exclude", "3", "2", "--backbone", "cloformer_xxs"])
-    assert _model_overrides(args) == {"network_name": "alpnet", "backbone": "cloformer_xxs", "ckpt_dir": None,
-                                      "exclude_classes": [2, 3]}
+    assert _model_overrides(args) == {"network_name": "alpnet", "backbone": "cloformer_xxs", "ckpt_dir": None}
+    assert _dataset_overrides(args)["exclude_classes"] == [2, 3]
     family = model_family("cmr", "alpnet", "cloformer_xxs", [3, 2], guided=True)
     assert family == ["cmr", "setting2_exclude2-3", "alpnet", "cloformer_xxs", "registration_guided"]
     assert model_family("chaos", "catnet") == []
@@ -139,7 +139,7 @@ def test_the_command_passes_a_class_file_to_the_bundle_and_the_bundle_names_the_
     classes = tmp_path / "classes.json"
     classes.write_text(json.dumps({"name": "prostate", "classes": {"1": "peripheral zone"}}))
     args = build_parser().parse_args(["train", "--data", str(tmp_path), "--classes", str(classes)])
-    assert _dataset_overrides(args) == {"dataset_dir": tmp_path, "classes_file": classes}
+    assert _dataset_overrides(args) == {"dataset_dir": tmp_path, "classes_file": classes, "exclude_classes": None}
     bundle = BUNDLES / "catnet_fewshot"
     trained = bundle_values(bundle, ["train.json"], _absolute(_train_overrides(args)), ["classes", "ckpt_dir", "run_dir"])
     assert trained == {"classes": {1: "peripheral zone"}, "ckpt_dir": str(bundle / "models" / "prostate"),
@@ -149,4 +149,4 @@ def test_the_command_passes_a_class_file_to_the_bundle_and_the_bundle_names_the_
                               ["eval_dir"])
     assert evaluated == {"eval_dir": str(bundle / "eval" / "prostate_test_fold1")}
     chaos = build_parser().parse_args(["train", "--data", str(tmp_path)])
-    assert _dataset_overrides(chaos) == {"dataset_dir": tmp_path, "dataset": "chaos"}
+    assert _dataset_overrides(chaos) == {"dataset_dir": tmp_path, "dataset": "chaos", "exclude_classes": None}

@@ -73,9 +73,8 @@ def load_network(
         parser["working_size"] = [int(s) for s in working_size]
     torch.manual_seed(seed)
     packed = parser.get_parsed_content("network" if checkpoint else "network_def")  # "network": weights loaded
-    if not checkpoint:
-        return packed.network.eval(), f"{network_name}, initial weights (seed {seed}; no checkpoint configured)"
-    return packed.network.eval(), f"{network_name}, checkpoint {os.path.abspath(checkpoint)}"
+    weights = f"checkpoint {os.path.abspath(checkpoint)}" if checkpoint else f"initial weights (seed {seed}; no checkpoint configured)"
+    return packed.network.eval(), f"{network_name}, {weights}"
 
 
 MAX_VOXELS = 512 * 512 * 1024  # the largest volume the server reads (2^28 voxels)
