@@ -12,6 +12,12 @@ One forward (no grad, eval mode) and one forward+backward (train mode, loss = me
    the CPU flash-attention kernel, which torch's table lacks, is counted like the other attention kernels),
    so the table gives MACs per second beside the time: how efficiently each model does its work.
 
+Every case runs under glibc's malloc settings that the ``monai-fewshot`` command gives its bundle processes
+(``monai_fewshot.bundle_runner.ALLOCATOR_TUNABLES``: freed memory kept, so fresh tensors need no zeroed pages
+from the kernel), for every model alike; ``--allocator system`` measures glibc's defaults instead. Without
+them a 64^3 GRL-T forward spends a third of its time in the kernel, zeroing pages. Memory kept for reuse
+counts in the peak, so the peaks are upper bounds.
+
 On CPU each case's address space is capped at ``--memory-limit-gib`` (``RLIMIT_AS``), so a case that
 needs more fails with an allocation error, recorded as skipped, instead of swapping the shared machine.
 
@@ -128,7 +134,8 @@ def run_case(name: str, size: int, mode: str, repeats: int, device: str, threads
         start = time.perf_counter()
         one_pass()
         times.append(time.perf_counter() - start)
-    row = {"model": name, "size": size, "pass": mode, "params": params, "seconds": min(times), "peak_mib": peak_mib}
+    row = {"model": name, "size": size, "pass": mode, "params": params, "seconds": min(times), "peak_mib": peak_mib,
+           "allocator": os.environ.get("GLIBC_TUNABLES", "glibc defaults")}
     counter = FlopCounterMode(display=False)
     try:
         with counter:
@@ -151,6 +158,8 @@ def main() -> None:
                         help="timed passes after the first; the fastest of all counts (0: the first pass only)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--allocator", choices=("product", "system"), default="product",
+                        help="glibc malloc settings of the cases: the command's bundle processes' (default) or glibc's defaults")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "grl_scaling.json")
     parser.add_argument("--case", nargs=3, metavar=("MODEL", "SIZE", "PASS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -163,7 +172,15 @@ def main() -> None:
     rows: list[dict] = []
     sizes = {"forward": args.sizes, "forward_backward": args.train_sizes or args.sizes}
     models = {"forward": args.models, "forward_backward": args.train_models or args.models}
+    environment = dict(os.environ)
+    environment.pop("GLIBC_TUNABLES", None)
+    if args.allocator == "product":
+        sys.path.insert(0, str(ROOT))
+        from monai_fewshot.bundle_runner import ALLOCATOR_TUNABLES
+
+        environment["GLIBC_TUNABLES"] = ALLOCATOR_TUNABLES
     machine = {"device": args.device, "threads": args.threads, "memory_limit_gib": args.memory_limit_gib,
+               "allocator": environment.get("GLIBC_TUNABLES", "glibc defaults"),
                "cpu_count": os.cpu_count(), "load_average_at_start": os.getloadavg(),
                "platform": platform.platform(), "torch": torch.__version__}
     for mode in args.passes:
@@ -172,7 +189,7 @@ def main() -> None:
                 command = [sys.executable, __file__, "--case", name, str(size), mode, "--repeats", str(args.repeats),
                            "--threads", str(args.threads), "--device", args.device,
                            "--memory-limit-gib", str(args.memory_limit_gib)]
-                done = subprocess.run(command, capture_output=True, text=True, check=False)
+                done = subprocess.run(command, capture_output=True, text=True, check=False, env=environment)
                 if done.returncode:
                     reason = done.stderr.strip().splitlines()[-1][:160]
                     row = {"model": name, "size": size, "pass": mode, "skipped": reason}

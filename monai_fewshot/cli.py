@@ -156,6 +156,9 @@ def _evaluate(args: argparse.Namespace) -> int:
                          "folder.")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)  # the folder a plain mkdir would make, not mkdtemp's private 0700
     try:
         status = _run_bundle(bundle, configs, **overrides | {"eval_dir": staging})
         if status == 0:

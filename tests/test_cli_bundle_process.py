@@ -112,6 +112,10 @@ def test_evaluate_replaces_an_earlier_evaluation_whole_or_not_at_all(tmp_path):
     assert main(["--bundle", str(tmp_path / "ok"), *args, "--overwrite"]) == 0
     assert sorted(p.name for p in output.iterdir()) == ["registration_dice.md"]
     assert (output / "registration_dice.md").read_text() == "new table"
+    reference = tmp_path / "made_by_mkdir"
+    reference.mkdir()
+    assert output.stat().st_mode == reference.stat().st_mode  # not the staging folder's private 0700
+    reference.rmdir()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad", "eval", "ok"]  # no staging folder left
 
 
