@@ -12,9 +12,9 @@ One forward (no grad, eval mode) and one forward+backward (train mode, loss = me
    the CPU flash-attention kernel, which torch's table lacks, is counted like the other attention kernels),
    so the table gives MACs per second beside the time: how efficiently each model does its work.
 
-Every case runs under glibc's malloc settings that the ``monai-fewshot`` command gives its bundle processes
-(``monai_fewshot.bundle_runner.ALLOCATOR_TUNABLES``: freed memory kept, so fresh tensors need no zeroed pages
-from the kernel), for every model alike; ``--allocator system`` measures glibc's defaults instead. Without
+Every case runs in the environment the ``monai-fewshot`` command starts its bundle processes in
+(``monai_fewshot.bundle_runner.child_environment``: glibc's malloc told to keep freed memory, so fresh tensors
+need no zeroed pages from the kernel, unless ``GLIBC_TUNABLES`` is set already), for every model alike; ``--allocator system`` measures glibc's defaults instead. Without
 them a 64^3 GRL-T forward spends a third of its time in the kernel, zeroing pages. Memory kept for reuse
 counts in the peak, so the peaks are upper bounds.
 
@@ -172,13 +172,13 @@ def main() -> None:
     rows: list[dict] = []
     sizes = {"forward": args.sizes, "forward_backward": args.train_sizes or args.sizes}
     models = {"forward": args.models, "forward_backward": args.train_models or args.models}
-    environment = dict(os.environ)
-    environment.pop("GLIBC_TUNABLES", None)
-    if args.allocator == "product":
+    if args.allocator == "product":  # the environment the command starts its bundle processes in
         sys.path.insert(0, str(ROOT))
-        from monai_fewshot.bundle_runner import ALLOCATOR_TUNABLES
+        from monai_fewshot.bundle_runner import child_environment
 
-        environment["GLIBC_TUNABLES"] = ALLOCATOR_TUNABLES
+        environment = child_environment()
+    else:
+        environment = {key: value for key, value in os.environ.items() if key != "GLIBC_TUNABLES"}
     machine = {"device": args.device, "threads": args.threads, "memory_limit_gib": args.memory_limit_gib,
                "allocator": environment.get("GLIBC_TUNABLES", "glibc defaults"),
                "cpu_count": os.cpu_count(), "load_average_at_start": os.getloadavg(),
