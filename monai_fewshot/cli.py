@@ -17,6 +17,8 @@ __all__ = ["main"]
 
 REPO = Path(__file__).resolve().parents[1]  # the checkout (benchmarks/, .venv-label); site-packages in a wheel install
 TRAINING_FREE = {"registration": "registration.json"}  # evaluate --network: methods without weights (bundle overlays)
+#: segment --support: the seed slices' network; registration seeds gave the best whole-volume Dice on CHAOS
+SEGMENT_NETWORK = "registration"
 
 
 def _bundle_dir(args: argparse.Namespace, default: str = "catnet_fewshot") -> Path:
@@ -211,9 +213,15 @@ def _segment(args: argparse.Namespace) -> int:
         "support_image": Path(args.support).resolve(), "support_label": Path(args.support_label).resolve(),
         "class_value": args.class_value, "query_images": repr([str(Path(q).resolve()) for q in args.query]),
         "output_dir": Path(args.output).resolve(), "overwrite": args.overwrite,
-        "checkpoint": Path(args.checkpoint) if args.checkpoint else None,
     }
-    status = _run_bundle(bundle, ["inference.json"], **overrides)
+    if args.network in TRAINING_FREE:
+        if args.checkpoint:
+            raise SystemExit(f"error: --network {args.network} has no weights: leave out --checkpoint.")
+        configs = ["inference.json", TRAINING_FREE[args.network]]
+    else:
+        configs = ["inference.json"]
+        overrides |= {"network_name": args.network, "checkpoint": Path(args.checkpoint) if args.checkpoint else None}
+    status = _run_bundle(bundle, configs, **overrides)
     if status == 0:
         from monai_fewshot.inferers import output_names
 
@@ -408,7 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Painted slices (--image, --annotation): the painted mask is carried slice by slice through the "
         "volume (registration, corrected by the painted organ's intensity) until the organ ends; writes the mask and "
         "<mask>_confidence.json (per-slice confidence, the slice to paint next). Support volume (--support, "
-        "--support-label, --class-value, --query): the bundle's few-shot network, the protocol's way.",
+        "--support-label, --class-value, --query): the organ is located in each query by 3D registration of the support "
+        "volume, the bundle's few-shot network predicts three slices inside it, and those are propagated until the organ "
+        "ends (slices without it stay empty).",
     )
     segment.add_argument("--image", help="volume whose slice(s) you painted (NIfTI)")
     segment.add_argument("--annotation", help="label map with the organ painted on one or a few slices (NIfTI, the "
@@ -422,7 +432,11 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument("--query", nargs="+", help="query image(s) (NIfTI)")
     segment.add_argument("--output", required=True, help="mask to write (.nii.gz) with --image; folder for "
                          "<query>_seg.nii.gz with --query")
-    segment.add_argument("--checkpoint", help="weights (default: the bundle's models/model.pt)")
+    segment.add_argument("--checkpoint", help="weights of --network (default: the bundle's models/model.pt)")
+    seeders = trained_networks() + sorted(TRAINING_FREE)
+    segment.add_argument("--network", choices=seeders, default=SEGMENT_NETWORK, help="with --support: the network that "
+                         f"predicts the seed slices (default {SEGMENT_NETWORK}, the best whole-volume Dice measured; "
+                         "catnet: the bundle's shipped model)")
     segment.set_defaults(run=_segment)
 
     restore = commands.add_parser(

@@ -70,13 +70,28 @@ def test_a_relative_numeric_output_is_a_folder(tmp_path, monkeypatch):
     assert 2 * (mask.astype(bool) & truth).sum() / (mask.sum() + truth.sum()) > 0.3
 
 
+def test_segment_from_a_support_volume_seeds_with_the_named_network(tmp_path):
+    """The default seeds come from the registration method (no weights; a checkpoint is refused), ``--network
+    catnet`` from the shipped model (the example's liver spans every slice: the stop rule is tested on CHAOS in
+    tests/inferers/test_support_propagation.py)."""
+    image, liver = _support_pair(tmp_path)
+    truth = np.asanyarray(nib.load(str(liver)).dataobj) > 0
+    common = ["segment", "--support", str(image), "--support-label", str(liver), "--class-value", "1", "--query", str(image)]
+    with pytest.raises(SystemExit, match="--network registration has no weights"):
+        main([*common, "--output", str(tmp_path / "x"), "--checkpoint", "model.pt"])
+    for network in ("registration", "catnet"):
+        assert main([*common, "--network", network, "--output", str(tmp_path / network)]) == 0
+        mask = np.asanyarray(nib.load(str(tmp_path / network / "example_mr_sm_seg.nii.gz")).dataobj) > 0
+        assert 2 * (mask & truth).sum() / (mask.sum() + truth.sum()) > 0.5, network
+
+
 def test_sigterm_stops_the_bundle_child(tmp_path):
     """SIGTERM to ``monai-fewshot`` reaches the bundle run it started: nothing is left running."""
     pid_file = tmp_path / "child.pid"
     bundle = _fake_bundle(tmp_path / "bundle", {"inference.json": {
         "imports": ["$import os", "$import time"],
         "run": [f"$open({str(pid_file)!r}, 'w').write(str(os.getpid()))", "$time.sleep(300)"],
-    }})
+    }, "registration.json": {}})  # segment's default seeds: the registration overlay
     parent = subprocess.Popen(_command("--bundle", str(bundle), "segment", "--support", "s.nii.gz", "--support-label",
                                        "l.nii.gz", "--class-value", "1", "--query", "q.nii.gz", "--output", str(tmp_path)))
     deadline = time.monotonic() + 120

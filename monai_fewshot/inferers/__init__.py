@@ -6,6 +6,7 @@ from monai_fewshot.inferers.annotated_slices import (
 from monai_fewshot.inferers.intensity_likelihood import IntensityLikelihood
 from monai_fewshot.inferers.painted_volume import confidence_path, propagation_report, segment_painted_volume
 from monai_fewshot.inferers.propagation import Propagation, StopRule, propagate_annotation
+from monai_fewshot.inferers.support_propagation import SEED_FRACTIONS, seed_slices, segment_from_support_volume
 from monai_fewshot.inferers.slice_inferer import FewShotSliceInferer, chunk_assignment, nearest_assignment
 from monai_fewshot.inferers.volume_segmentation import output_names, segment_volumes
 from monai_fewshot.inferers.restoration_methods import NetworkRestorer, restoration_baselines

@@ -13,6 +13,7 @@ from torch import nn
 from monai_fewshot.data.layout import VolumeRecord, load_volume
 from monai_fewshot.data.protocol import support_slices
 from monai_fewshot.inferers.slice_inferer import FewShotSliceInferer, chunk_assignment
+from monai_fewshot.inferers.support_propagation import segment_from_support_volume
 from monai_fewshot.utils import atomic_path
 
 __all__ = ["output_names", "segment_volumes"]
@@ -63,12 +64,17 @@ def segment_volumes(
     batch_size: int = 8,
     overwrite: bool = False,
     spacing_tolerance: float = 0.1,
+    propagate: bool = True,
 ) -> list[Path]:
-    """1-way segmentation of whole query volumes, the protocol's way, without the query's labels.
+    """1-way segmentation of whole query volumes from a labelled support volume, without the query's labels.
 
-    The support volume's slices holding ``class_value`` are cut into ``n_chunks`` thirds and the middle slice
-    of each becomes a support; each query volume's axial slices are cut into as many consecutive chunks and
-    chunk j is predicted from support j. Every input is read and checked before anything is written; each mask
+    With ``propagate`` (default) the organ is located in each query by 3D registration of the support volume,
+    ``network`` predicts a few slices inside it, and those are propagated through the query until the organ
+    ends (:func:`~monai_fewshot.inferers.segment_from_support_volume`): slices without the organ stay empty.
+    Without it, the protocol's way: the support volume's slices holding ``class_value`` are cut into
+    ``n_chunks`` thirds and the middle slice of each becomes a support; each query volume's axial slices are
+    cut into as many consecutive chunks and chunk j is predicted from support j, every slice painted.
+    Every input is read and checked before anything is written; each mask
     is written atomically as ``<query name>_seg.nii.gz`` (uint8, 1 = class; :func:`output_names` keeps the
     names of same-named queries apart) with the query's affine and header.
 
@@ -88,6 +94,7 @@ def segment_volumes(
         batch_size: query slices per forward pass.
         overwrite: replace masks that exist already (default False: refuse before anything is written).
         spacing_tolerance: largest relative difference of in-plane spacing between support and query.
+        propagate: locate, seed and propagate (default True) instead of predicting every slice.
 
     Returns:
         the written paths, in the order of ``query_images``.
@@ -137,12 +144,19 @@ def segment_volumes(
     inferer = FewShotSliceInferer(batch_size=batch_size)
     written = []
     for volume, (header, query_codes), name in zip(volumes, headers, names):
-        depth = volume.image.shape[-1]
-        assignment = chunk_assignment(depth, np.arange(depth), n_chunks)
-        logits = inferer(
-            torch.from_numpy(volume.image).to(device), network, support_images.to(device), support_masks.to(device), assignment
-        )
-        mask = (logits[0] > 0).cpu().numpy().astype(np.uint8)
+        if propagate:
+            mask = segment_from_support_volume(
+                network, volume.image, support.image, support.label == class_value,
+                nib.affines.voxel_sizes(volume.affine), nib.affines.voxel_sizes(support.affine), device=device,
+            ).mask
+        else:
+            depth = volume.image.shape[-1]
+            assignment = chunk_assignment(depth, np.arange(depth), n_chunks)
+            logits = inferer(
+                torch.from_numpy(volume.image).to(device), network, support_images.to(device), support_masks.to(device),
+                assignment,
+            )
+            mask = (logits[0] > 0).cpu().numpy().astype(np.uint8)
         if query_codes != codes:  # back to the query's own orientation
             mask = nib.orientations.apply_orientation(
                 mask, nib.orientations.ornt_transform(nib.orientations.axcodes2ornt(codes), nib.orientations.axcodes2ornt(query_codes))

@@ -2,6 +2,7 @@
 
 from monai_fewshot.registration.episode_alignment import AlignedEpisode, align_episode_batch
 from monai_fewshot.registration.guided import RegistrationGuided
+from monai_fewshot.registration.organ_location import OrganLocation, locate_organ
 from monai_fewshot.registration.pairwise import DEFORMABLE_STAGES, RegistrationResult, demons_transform, register_support
 from monai_fewshot.registration.parallel import register_pairs
 from monai_fewshot.registration.support_registration import SupportRegistration
@@ -9,11 +10,13 @@ from monai_fewshot.registration.support_registration import SupportRegistration
 __all__ = [
     "DEFORMABLE_STAGES",
     "AlignedEpisode",
+    "OrganLocation",
     "RegistrationGuided",
     "RegistrationResult",
     "SupportRegistration",
     "align_episode_batch",
     "demons_transform",
+    "locate_organ",
     "register_pairs",
     "register_support",
 ]

@@ -17,7 +17,9 @@ __all__ = ["AlignedEpisode", "align_episode_batch"]
 
 class AlignedEpisode(NamedTuple):
     """Support shots on the query's grid. A shot whose warped mask lost all its foreground (registered out of
-    view) keeps its original image and mask, and its prior is the (near-empty) warped soft mask."""
+    view) keeps its original image and mask, and its prior is the (near-empty) warped soft mask. A blank
+    (constant) query, such as an empty slice at a volume's edge, holds no organ: its shots stay as they are
+    and their prior is empty."""
 
     support: torch.Tensor  # (B, K, C, *S) warped support images
     support_mask: torch.Tensor  # (B, K, 1, *S) warped masks binarised at 0.5
@@ -63,12 +65,18 @@ def align_episode_batch(
     q = query.detach().float().cpu().numpy()
     s = support.detach().float().cpu().numpy()
     m = support_mask.detach().float().cpu().numpy()
-    pairs = [(q[i, 0], s[i, j, 0], m[i, j, 0]) for i in range(b) for j in range(k)]
+    blank = [np.ptp(q[i, 0]) == 0 for i in range(b)]
+    pairs = [(q[i, 0], s[i, j, 0], m[i, j, 0]) for i in range(b) for j in range(k) if not blank[i]]
     spacing = None if spacing is None else tuple(spacing)
-    results = register_pairs(pairs, workers, query_spacing=spacing, support_spacing=spacing, **options)
+    results = iter(register_pairs(pairs, workers, query_spacing=spacing, support_spacing=spacing, **options))
     images, masks = [], []
-    for index, result in enumerate(results):
+    for index in range(b * k):
         i, j = divmod(index, k)
+        if blank[i]:
+            images.append(s[i, j])
+            masks.append(np.zeros_like(m[i, j]))
+            continue
+        result = next(results)
         if s.shape[2] == 1:
             images.append(result.warped_image[None])
         else:

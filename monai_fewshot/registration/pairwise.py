@@ -86,23 +86,33 @@ def _sampling_seed(seed: int) -> int:
     return seed + 1
 
 
+def mattes_gradient_descent(
+    iterations: int, learning_rate: float, shrink: Sequence[int], smoothing: Sequence[float]
+) -> sitk.ImageRegistrationMethod:
+    """The registration method every linear stage shares: Mattes mutual information (32 bins), linear
+    interpolation, regular-step gradient descent with physical-shift scales, one pyramid level per ``shrink``
+    factor with ``smoothing`` sigmas in voxels. The caller sets the sampling, masks and initial transform."""
+    method = sitk.ImageRegistrationMethod()
+    method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
+    method.SetInterpolator(sitk.sitkLinear)
+    method.SetOptimizerAsRegularStepGradientDescent(
+        learningRate=learning_rate, minStep=1e-4, numberOfIterations=iterations, gradientMagnitudeTolerance=1e-8
+    )
+    method.SetOptimizerScalesFromPhysicalShift()
+    method.SetShrinkFactorsPerLevel(list(shrink))
+    method.SetSmoothingSigmasPerLevel(list(smoothing))
+    method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOff()
+    return method
+
+
 def _affine(fixed: sitk.Image, moving: sitk.Image, seed: int, iterations: int) -> sitk.Transform:
     """Centred affine on Mattes mutual information, three resolution levels."""
     initial = sitk.CenteredTransformInitializer(
         fixed, moving, sitk.AffineTransform(fixed.GetDimension()), sitk.CenteredTransformInitializerFilter.GEOMETRY
     )
-    method = sitk.ImageRegistrationMethod()
-    method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
+    method = mattes_gradient_descent(iterations, 1.0, (4, 2, 1), (2, 1, 0))
     method.SetMetricSamplingStrategy(method.RANDOM)
     method.SetMetricSamplingPercentage(0.25, _sampling_seed(seed))
-    method.SetInterpolator(sitk.sitkLinear)
-    method.SetOptimizerAsRegularStepGradientDescent(
-        learningRate=1.0, minStep=1e-4, numberOfIterations=iterations, gradientMagnitudeTolerance=1e-8
-    )
-    method.SetOptimizerScalesFromPhysicalShift()
-    method.SetShrinkFactorsPerLevel([4, 2, 1])
-    method.SetSmoothingSigmasPerLevel([2, 1, 0])
-    method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOff()
     method.SetInitialTransform(initial, inPlace=False)
     return method.Execute(fixed, moving)
 
@@ -114,18 +124,9 @@ def _focused_affine(
     (physical units) around it: the whole-image stage aligns the bodies, this one the organ."""
     radius = [max(1, round(margin / spacing)) for spacing in moving.GetSpacing()]
     region = sitk.BinaryDilate(sitk.Cast(moving_mask > 0.5, sitk.sitkUInt8), radius)
-    method = sitk.ImageRegistrationMethod()
-    method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
+    method = mattes_gradient_descent(iterations, 0.5, (2, 1), (1, 0))
     method.SetMetricSamplingStrategy(method.NONE)
     method.SetMetricMovingMask(region)
-    method.SetInterpolator(sitk.sitkLinear)
-    method.SetOptimizerAsRegularStepGradientDescent(
-        learningRate=0.5, minStep=1e-4, numberOfIterations=iterations, gradientMagnitudeTolerance=1e-8
-    )
-    method.SetOptimizerScalesFromPhysicalShift()
-    method.SetShrinkFactorsPerLevel([2, 1])
-    method.SetSmoothingSigmasPerLevel([1, 0])
-    method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOff()
     method.SetMovingInitialTransform(initial)
     local = sitk.AffineTransform(fixed.GetDimension())
     local.SetCenter(fixed.TransformContinuousIndexToPhysicalPoint([(size - 1) / 2 for size in fixed.GetSize()]))
@@ -233,8 +234,8 @@ def register_support(
 
     Raises:
         ValueError: an input that is not 2D/3D, dims that differ, a mask whose shape differs from the
-            support's, an empty mask, NaN or infinite intensities, an unknown ``deformable`` stage, a
-            ``focus_margin`` that is not positive.
+            support's, an empty mask, NaN or infinite intensities, a blank (constant) query or support, an
+            unknown ``deformable`` stage, a ``focus_margin`` that is not positive.
     """
     if deformable not in DEFORMABLE_STAGES:
         raise ValueError(f"deformable must be one of {DEFORMABLE_STAGES}, got {deformable!r}.")
@@ -247,6 +248,9 @@ def register_support(
         raise ValueError(f"support_mask has shape {support_mask.shape} and support {support.shape}: they must match.")
     if not np.any(support_mask > 0):
         raise ValueError("support_mask has no foreground: there is nothing to carry onto the query.")
+    for array, name in ((query, "query"), (support, "support")):
+        if np.ptp(array) == 0:
+            raise ValueError(f"{name} has one intensity everywhere (a blank slice or volume): there is nothing to register.")
 
     fixed = sitk_image(query, query_spacing)
     moving = sitk_image(support, support_spacing)

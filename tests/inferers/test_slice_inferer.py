@@ -83,10 +83,10 @@ def test_segment_volumes_reads_every_query_before_writing(tmp_path):
     (tmp_path / "cut.nii.gz").write_bytes(raw[: len(raw) // 2])
     with pytest.raises(Exception, match="cut.nii.gz"):
         segment_volumes(Copy(), tmp_path / "support.nii.gz", tmp_path / "support_label.nii.gz", 1,
-                        [tmp_path / "good.nii.gz", tmp_path / "cut.nii.gz"], tmp_path / "out")
+                        [tmp_path / "good.nii.gz", tmp_path / "cut.nii.gz"], tmp_path / "out", propagate=False)
     assert not (tmp_path / "out").exists()
     written = segment_volumes(Copy(), tmp_path / "support.nii.gz", tmp_path / "support_label.nii.gz", 1,
-                              [tmp_path / "good.nii.gz"], tmp_path / "out")
+                              [tmp_path / "good.nii.gz"], tmp_path / "out", propagate=False)
     assert [p.name for p in written] == ["good_seg.nii.gz"] and np.asanyarray(nib.load(written[0]).dataobj).sum() > 0
 
 

@@ -59,6 +59,19 @@ def test_a_shot_registered_out_of_view_keeps_its_original_support():
     assert torch.equal(episode.support, support)
 
 
+def test_a_blank_query_slice_gets_an_empty_prediction_beside_a_registered_one(episode):
+    """A volume's edge slices can be blank (one intensity): no organ there, and the batch's other episodes are
+    registered as alone."""
+    query = torch.cat([episode["query"][None], torch.zeros_like(episode["query"])[None]])
+    support, mask = episode["support"][None].expand(2, -1, -1, -1, -1), episode["support_mask"][None].expand(2, -1, -1, -1, -1)
+    logits = SupportRegistration()(query, support, mask)
+    alone = SupportRegistration()(query[:1], support[:1], mask[:1])
+    assert not (logits[1] > 0).any()
+    torch.testing.assert_close(logits[:1], alone)
+    aligned = align_episode_batch(query, support, mask)
+    assert torch.equal(aligned.support[1], support[1]) and torch.equal(aligned.support_mask[1], mask[1])
+
+
 def test_support_registration_predicts_the_warped_mask_in_2d_and_3d(episode, chaos_volume):
     method = SupportRegistration()
     logits = method(episode["query"][None], episode["support"][None], episode["support_mask"][None])

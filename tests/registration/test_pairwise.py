@@ -57,6 +57,8 @@ def test_registration_is_deterministic_in_process_and_in_workers(liver_slice, kn
         (np.full((32, 32), np.nan), np.zeros((32, 32)), np.ones((32, 32)), "query holds NaN"),
         (np.zeros((32, 32)), np.full((32, 32), np.inf), np.ones((32, 32)), "support holds NaN or infinite"),
         (np.zeros(32), np.zeros(32), np.ones(32), "query must be a 2D slice"),
+        (np.zeros((32, 32)), np.eye(32), np.ones((32, 32)), "query has one intensity everywhere"),
+        (np.eye(32), np.ones((32, 32)), np.ones((32, 32)), "support has one intensity everywhere"),
     ],
 )
 def test_bad_input_is_one_clear_error_naming_the_input(query, support, mask, message):
