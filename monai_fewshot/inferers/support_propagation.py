@@ -71,7 +71,8 @@ def segment_from_support_volume(
 
     Returns:
         a :class:`~monai_fewshot.inferers.Propagation` on the query's grid: ``support_slices`` are the seed
-        slices, ``confidence`` is 1 on them; an organ the seeds did not find leaves an empty mask.
+        slices on which the network found the organ, ``confidence`` is 1 on them; an organ that no seed found
+        leaves an empty mask.
     """
     if query.ndim != 4 or support.ndim != 4 or support_mask.shape != support.shape[1:]:
         raise ValueError(
@@ -82,7 +83,7 @@ def segment_from_support_volume(
         raise ValueError(f"query {query.shape[:3]} and support {support.shape[:3]} differ in channels or in-plane size.")
     organ = support_mask > 0
     located = locate_organ(query[0], support[0], organ, query_spacing, support_spacing).slices
-    if not located.size:  # the organ was registered out of view: search around the query's middle
+    if not located.size:  # the organ was registered out of view: seed the query's middle slice
         located = np.array([query.shape[-1] // 2])
     annotation = np.zeros(query.shape[1:], np.uint8)
     for q, s in seed_slices(located, np.flatnonzero(organ.any((0, 1))), fractions):
