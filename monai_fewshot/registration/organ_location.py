@@ -15,9 +15,10 @@ import numpy as np
 import SimpleITK as sitk
 
 from monai_fewshot.registration.pairwise import (
-    _check,
     _one_thread,
     _sampling_seed,
+    check_inputs,
+    focused_stage,
     mattes_gradient_descent,
     numpy_array,
     sitk_image,
@@ -75,17 +76,9 @@ def locate_organ(
         ValueError: inputs that are not 3D, a mask whose shape differs from the support's, an empty mask,
             NaN or infinite intensities, a blank (constant) volume.
     """
-    query, support = _check(query, "query"), _check(support, "support")
-    support_mask = _check(support_mask, "support_mask")
-    if query.ndim != 3 or support.ndim != 3:
-        raise ValueError(f"query and support must be 3D volumes (H, W, D), got {query.shape} and {support.shape}.")
-    if support_mask.shape != support.shape:
-        raise ValueError(f"support_mask has shape {support_mask.shape} and support {support.shape}: they must match.")
-    if not np.any(support_mask > 0):
-        raise ValueError("support_mask has no foreground: there is no organ to locate.")
-    for array, name in ((query, "query"), (support, "support")):
-        if np.ptp(array) == 0:
-            raise ValueError(f"{name} has one intensity everywhere: there is nothing to register.")
+    if np.ndim(query) != 3 or np.ndim(support) != 3:
+        raise ValueError(f"query and support must be 3D volumes (H, W, D), got {np.shape(query)} and {np.shape(support)}.")
+    query, support, support_mask = check_inputs(query, support, support_mask)
     fixed, moving = sitk_image(query, query_spacing), sitk_image(support, support_spacing)
     organ = sitk_image((support_mask > 0).astype(np.float32), support_spacing)
     binning = [in_plane_binning, in_plane_binning, 1]
@@ -102,13 +95,8 @@ def locate_organ(
         )
         similarity = body.Execute(small_fixed, small_moving)
 
-        small_organ = sitk.BinShrink(organ, binning)
-        radius = [max(1, round(margin / spacing)) for spacing in small_organ.GetSpacing()]
-        focus = mattes_gradient_descent(60, 0.5, (2, 1), (1, 0))
-        focus.SetMetricSamplingStrategy(focus.NONE)
-        focus.SetMetricMovingMask(sitk.BinaryDilate(sitk.Cast(small_organ > 0.5, sitk.sitkUInt8), radius))
-        focus.SetMovingInitialTransform(similarity)
-        focus.SetInitialTransform(sitk.TranslationTransform(3), inPlace=False)
-        transform = sitk.CompositeTransform([similarity, focus.Execute(small_fixed, small_moving)])
+        transform = focused_stage(
+            small_fixed, small_moving, sitk.BinShrink(organ, binning), similarity, sitk.TranslationTransform(3), margin, 60
+        )
         warped = numpy_array(sitk.Resample(organ, fixed, transform, sitk.sitkLinear, 0.0))
     return OrganLocation(np.clip(warped, 0.0, 1.0), transform)

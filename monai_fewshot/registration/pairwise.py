@@ -117,21 +117,47 @@ def _affine(fixed: sitk.Image, moving: sitk.Image, seed: int, iterations: int) -
     return method.Execute(fixed, moving)
 
 
-def _focused_affine(
-    fixed: sitk.Image, moving: sitk.Image, moving_mask: sitk.Image, initial: sitk.Transform, margin: float, iterations: int
+def focused_stage(
+    fixed: sitk.Image, moving: sitk.Image, moving_mask: sitk.Image, initial: sitk.Transform, local: sitk.Transform,
+    margin: float, iterations: int,
 ) -> sitk.Transform:
-    """A second affine, composed after ``initial``, whose metric sees only the support's organ and a ``margin``
-    (physical units) around it: the whole-image stage aligns the bodies, this one the organ."""
+    """A second linear stage ``local``, composed after ``initial``, whose metric sees only the support's organ and a
+    ``margin`` (physical units) around it: the whole-image stage aligns the bodies, this one the organ."""
     radius = [max(1, round(margin / spacing)) for spacing in moving.GetSpacing()]
     region = sitk.BinaryDilate(sitk.Cast(moving_mask > 0.5, sitk.sitkUInt8), radius)
     method = mattes_gradient_descent(iterations, 0.5, (2, 1), (1, 0))
     method.SetMetricSamplingStrategy(method.NONE)
     method.SetMetricMovingMask(region)
     method.SetMovingInitialTransform(initial)
-    local = sitk.AffineTransform(fixed.GetDimension())
-    local.SetCenter(fixed.TransformContinuousIndexToPhysicalPoint([(size - 1) / 2 for size in fixed.GetSize()]))
     method.SetInitialTransform(local, inPlace=False)
     return sitk.CompositeTransform([initial, method.Execute(fixed, moving)])
+
+
+def _centred_affine(fixed: sitk.Image) -> sitk.AffineTransform:
+    """An identity affine centred on ``fixed``'s middle."""
+    local = sitk.AffineTransform(fixed.GetDimension())
+    local.SetCenter(fixed.TransformContinuousIndexToPhysicalPoint([(size - 1) / 2 for size in fixed.GetSize()]))
+    return local
+
+
+def check_inputs(query: np.ndarray, support: np.ndarray, support_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The arrays of a support-to-query registration, checked: 2D or 3D, one number of dims, the mask the support's
+    shape with some foreground, finite intensities, neither image blank (one intensity everywhere).
+
+    Raises:
+        ValueError: naming the input that fails.
+    """
+    query = _check(query, "query")
+    support = _check(support, "support", query.ndim)
+    support_mask = _check(support_mask, "support_mask", query.ndim)
+    if support_mask.shape != support.shape:
+        raise ValueError(f"support_mask has shape {support_mask.shape} and support {support.shape}: they must match.")
+    if not np.any(support_mask > 0):
+        raise ValueError("support_mask has no foreground: there is nothing to carry onto the query.")
+    for array, name in ((query, "query"), (support, "support")):
+        if np.ptp(array) == 0:
+            raise ValueError(f"{name} has one intensity everywhere (a blank slice or volume): there is nothing to register.")
+    return query, support, support_mask
 
 
 def _demons(fixed: sitk.Image, moved: sitk.Image, iterations: int, sigma: float, match: bool = True) -> sitk.Transform:
@@ -241,24 +267,16 @@ def register_support(
         raise ValueError(f"deformable must be one of {DEFORMABLE_STAGES}, got {deformable!r}.")
     if focus_margin is not None and focus_margin <= 0:
         raise ValueError(f"focus_margin must be positive or None, got {focus_margin}.")
-    query = _check(query, "query")
-    support = _check(support, "support", query.ndim)
-    support_mask = _check(support_mask, "support_mask", query.ndim)
-    if support_mask.shape != support.shape:
-        raise ValueError(f"support_mask has shape {support_mask.shape} and support {support.shape}: they must match.")
-    if not np.any(support_mask > 0):
-        raise ValueError("support_mask has no foreground: there is nothing to carry onto the query.")
-    for array, name in ((query, "query"), (support, "support")):
-        if np.ptp(array) == 0:
-            raise ValueError(f"{name} has one intensity everywhere (a blank slice or volume): there is nothing to register.")
-
+    query, support, support_mask = check_inputs(query, support, support_mask)
     fixed = sitk_image(query, query_spacing)
     moving = sitk_image(support, support_spacing)
     moving_mask = sitk_image((support_mask > 0).astype(np.float32), support_spacing)
     with _one_thread():
         transform = _affine(fixed, moving, seed, affine_iterations)
         if focus_margin is not None:
-            transform = _focused_affine(fixed, moving, moving_mask, transform, focus_margin, affine_iterations)
+            transform = focused_stage(
+                fixed, moving, moving_mask, transform, _centred_affine(fixed), focus_margin, affine_iterations
+            )
         if deformable is not None:
             moved = sitk.Resample(moving, fixed, transform, sitk.sitkLinear, 0.0)
             local = (
