@@ -129,7 +129,8 @@ def _evaluate_overrides(args: argparse.Namespace) -> dict:
     folds = sorted(set(args.folds or ()))
     common = _dataset_overrides(args) | {
         "eval_dir": args.output and Path(args.output), "eval_split": args.split, "eval_folds": folds or None,
-        "eval_scored": "volume" if args.whole_volume else None, "registration_workers": args.workers,
+        "eval_scored": "volume" if args.whole_volume or args.propagate else None, "eval_propagate": args.propagate or None,
+        "registration_workers": args.workers,
     }
     if args.network in TRAINING_FREE:
         return common
@@ -176,7 +177,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         if status == 0 and table.is_file():
             print(table.read_text())
     if status == 0:
-        print(f"wrote the Dice tables (CSV, Markdown) and overlays to {target}")
+        print(f"wrote the Dice tables (CSV, Markdown){'' if args.propagate else ' and overlays'} to {target}")
     return status
 
 
@@ -381,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "fold's test volumes) and the copy-the-support-mask floor on the same folds.")
     data_arguments(evaluate, training_free=True)
     evaluate.add_argument("--workers", type=int, help="worker processes of the registration method, which every "
-                          "evaluation scores beside the floor (bundle default 2)")
+                          "evaluation scores beside the floor, and of --propagate's query volumes (bundle default 2)")
     evaluate.add_argument("--output", help="folder for *_dice.csv, *_dice.md and overlays (default: bundle "
                           "eval/<dataset>[_<family>]_<split>, e.g. eval/chaos_test, eval/cmr_alpnet_test)")
     evaluate.add_argument("--overwrite", action="store_true", help="replace an earlier evaluation in the output "
@@ -390,6 +391,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--whole-volume", action="store_true", help="score every slice of each query volume (whole-"
                           "volume Dice: slices without the class must stay empty) instead of the protocol's labelled "
                           "slices; the default output folder gets _wholevolume")
+    evaluate.add_argument("--propagate", action="store_true", help="segment each query volume as `segment --support` "
+                          "does (the class located by 3D registration of the support volume, three seed slices "
+                          "predicted by the network, propagated until the organ ends) and score every slice; the "
+                          "default output folder gets _propagated")
     evaluate.add_argument("--folds", type=int, nargs="+", help="evaluate only these folds (default: every fold with a "
                           "model); the default output folder then ends in _fold<F>[-<F>...], so folds evaluated apart "
                           "keep their own CSVs for `compare NAME=CSV,CSV`")

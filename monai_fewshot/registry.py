@@ -116,13 +116,19 @@ def model_family(
 
 
 def evaluation_name(
-    dataset: str, family: Sequence[str], split: str = "test", scored: str = "labelled", folds: Sequence[int] | None = None
+    dataset: str,
+    family: Sequence[str],
+    split: str = "test",
+    scored: str = "labelled",
+    folds: Sequence[int] | None = None,
+    propagate: bool = False,
 ) -> str:
     """The folder name of an evaluation under the bundle's ``eval/``: ``<dataset>_<family>_<split>``, then
-    ``wholevolume`` when every slice is scored and ``fold<F>`` when chosen folds are evaluated, e.g.
-    ``chaos_alpnet_test`` or ``cmr_test_wholevolume_fold0``."""
+    ``propagated`` for whole volumes segmented by located propagation, else ``wholevolume`` when every slice is
+    scored, and ``fold<F>`` when chosen folds are evaluated, e.g. ``chaos_alpnet_test``,
+    ``cmr_test_wholevolume_fold0`` or ``chaos_registration_test_propagated``."""
     chosen = ["fold" + "-".join(str(f) for f in sorted(set(folds)))] if folds else []
-    scored_part = ["wholevolume"] if scored == "volume" else []
+    scored_part = ["propagated"] if propagate else ["wholevolume"] if scored == "volume" else []
     return "_".join([dataset, *(p for p in family if p != dataset), split, *scored_part, *chosen])
 
 

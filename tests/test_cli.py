@@ -191,3 +191,13 @@ def test_every_command_has_a_description_and_renders_its_help(capsys):
             main([name, "--help"])
         out = capsys.readouterr().out
         assert "%%" not in out, f"{name} --help shows a doubled percent sign"
+
+
+def test_located_propagation_is_scored_in_a_folder_of_its_own(tmp_path):
+    """evaluate --propagate: whole volumes segmented as `segment --support` does, every slice scored."""
+    options = ["--network", "registration", "--propagate", "--folds", "0"]
+    assert _resolved("evaluate", options, tmp_path, ["eval_dir", "eval_scored", "eval_propagate"]) == {
+        "eval_dir": str(tmp_path / "eval" / "chaos_registration_test_propagated_fold0"), "eval_scored": "volume",
+        "eval_propagate": True}
+    plain = _resolved("evaluate", ["--network", "registration"], tmp_path, ["eval_propagate"])
+    assert plain["eval_propagate"] is False

@@ -80,6 +80,7 @@ def test_the_command_passes_names_and_the_bundle_names_the_folders(tmp_path):
     assert model_family("chaos", "catnet") == []
     assert evaluation_name("cmr", family, "test", "volume", [0]) == "cmr_setting2_exclude2-3_alpnet_cloformer_xxs_registration_guided_test_wholevolume_fold0"
     assert evaluation_name("chaos", [], "validation") == "chaos_validation"
+    assert evaluation_name("chaos", ["registration"], "test", "volume", None, propagate=True) == "chaos_registration_test_propagated"
 
 
 def test_registered_datasets_hold_the_class_maps_and_setting2_groups():

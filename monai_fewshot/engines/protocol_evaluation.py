@@ -11,9 +11,11 @@ from ignite.handlers import ProgressBar
 from torch.utils.data import DataLoader
 
 from monai_fewshot.data.builders import dataset_folds, protocol_slices
-from monai_fewshot.data.protocol import Fold
+from monai_fewshot.data.layout import VolumeStore, read_folder
+from monai_fewshot.data.protocol import EpisodeProtocol, Fold
 from monai_fewshot.engines.checkpointing import load_network_weights
 from monai_fewshot.engines.episodic import EpisodicEvaluator
+from monai_fewshot.engines.propagation_evaluation import propagation_scores
 from monai_fewshot.metrics import FewShotScoreTable, volume_scores
 from monai_fewshot.networks.utils import final_logits
 from monai_fewshot.utils import write_text_atomic
@@ -62,11 +64,17 @@ def evaluate_protocol(
     class_ids: Sequence[int] | None = None,
     scored: str = "labelled",
     folds: Sequence[Fold] | None = None,
+    propagate: bool = False,
+    workers: int = 1,
 ) -> FewShotScoreTable:
     """Evaluate ``network`` under the protocol, fold by fold, each fold with its own weights.
 
     Writes ``<name>_dice.csv`` (every query volume's Dice), ``<name>_dice.md`` (fold x class table with the
     means) and up to ``overlays`` PNGs (one per class) into ``output_dir``, each atomically.
+
+    With ``propagate``, each query volume is segmented as ``monai-fewshot segment --support`` does (the class
+    located by 3D registration of the fold's support volume, three seed slices predicted by ``network``, then
+    propagated until the organ ends; :func:`~monai_fewshot.engines.propagation_scores`) and every slice is scored.
 
     Args:
         network: the few-shot network (``network(query, support, support_mask)``).
@@ -87,7 +95,11 @@ def evaluate_protocol(
             (every slice: whole-volume Dice, empty slices included).
         folds: the dataset's fold split, as in training (the bundle's ``folds``); None:
             :func:`~monai_fewshot.data.builders.dataset_folds` of ``dataset_dir``.
+        propagate: segment whole query volumes by located propagation (needs ``scored="volume"``; no overlays).
+        workers: with ``propagate``, query volumes segmented at once in worker processes (CPU only).
     """
+    if propagate and scored != "volume":
+        raise ValueError(f"propagate segments whole volumes, so every slice is scored: scored must be 'volume', got {scored!r}.")
     device = torch.device(device)
     output_dir = Path(output_dir)
     folds = dataset_folds(dataset_dir) if folds is None else list(folds)
@@ -98,9 +110,16 @@ def evaluate_protocol(
         raise FileNotFoundError(f"no fold to evaluate: no checkpoint matches {checkpoint!r} for folds 0..{n_folds - 1}.")
     table = FewShotScoreTable()
     network = network.to(device)
+    store = VolumeStore(read_folder(dataset_dir), classes) if propagate else None
     for position, fold in enumerate(fold_indices):
         if checkpoint is not None:
             load_network_weights(network, checkpoint.format(fold=fold))
+        if propagate:
+            protocol = EpisodeProtocol(store, [folds[fold]], class_ids=class_ids, split=split, scored=scored)
+            scores = FewShotScoreTable(propagation_scores(network.eval(), protocol, device, workers, f"{name}, fold {fold}"))
+            table.scores.extend(scores.scores)
+            logger.info(f"fold {fold}: mean whole-volume Dice of located propagation {100 * scores.mean():.2f}")
+            continue
         dataset = protocol_slices(dataset_dir, classes, fold, split=split, class_ids=class_ids, scored=scored, folds=folds)
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
         evaluator = EpisodicEvaluator(device, loader, network)
