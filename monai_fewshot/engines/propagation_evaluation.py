@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 
 import nibabel as nib
 import numpy as np
 import torch
 from monai.utils import optional_import
 
-from monai_fewshot.data.protocol import EpisodeProtocol
+from monai_fewshot.data.protocol import EpisodeProtocol, ProtocolEpisode3D
 from monai_fewshot.inferers.support_propagation import segment_from_support_volume
 from monai_fewshot.metrics import VolumeScore, volume_dice
+from monai_fewshot.registration.parallel import process_pool
 
 __all__ = ["propagation_scores"]
 
@@ -22,9 +22,9 @@ tqdm, has_tqdm = optional_import("tqdm", name="tqdm")
 _Case = tuple[int, str, str, np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple, tuple]
 
 
-def _cases(protocol: EpisodeProtocol) -> Iterator[_Case]:
+def _cases(protocol: EpisodeProtocol, episodes: list[ProtocolEpisode3D]) -> Iterator[_Case]:
     store, classes = protocol.store, protocol.store.classes or {}
-    for episode in protocol.episodes_3d():
+    for episode in episodes:
         query, support = store[episode.query], store[episode.support]
         yield (
             episode.fold, classes.get(episode.class_id, str(episode.class_id)), episode.query,
@@ -69,11 +69,10 @@ def propagation_scores(
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}.")
     device = torch.device(device)
-    total = sum(1 for _ in protocol.episodes_3d())
-    progress = (lambda scores: tqdm(scores, total=total, desc=desc)) if has_tqdm else (lambda scores: scores)  # noqa: E731
+    episodes = list(protocol.episodes_3d())
+    progress = (lambda scores: tqdm(scores, total=len(episodes), desc=desc)) if has_tqdm else (lambda scores: scores)  # noqa: E731
     if workers == 1 or device.type != "cpu":
-        return list(progress(_score(case, network, device) for case in _cases(protocol)))
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        futures = [pool.submit(_score, case, network, device) for case in _cases(protocol)]
+        return list(progress(_score(case, network, device) for case in _cases(protocol, episodes)))
+    with process_pool(workers) as pool:
+        futures = [pool.submit(_score, case, network, device) for case in _cases(protocol, episodes)]
         return list(progress(future.result() for future in futures))

@@ -12,7 +12,14 @@ import numpy as np
 
 from monai_fewshot.registration.pairwise import RegistrationResult, register_support
 
-__all__ = ["register_pairs"]
+__all__ = ["process_pool", "register_pairs"]
+
+
+def process_pool(workers: int) -> ProcessPoolExecutor:
+    """``workers`` worker processes, forked where the platform can (the parent's arrays and modules are not
+    pickled again), spawned elsewhere."""
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    return ProcessPoolExecutor(workers, mp_context=context)
 
 
 def _register(pair: tuple[np.ndarray, np.ndarray, np.ndarray], options: dict[str, Any]) -> RegistrationResult:
@@ -33,6 +40,5 @@ def register_pairs(
         raise ValueError(f"workers must be >= 1, got {workers}.")
     if workers == 1 or len(pairs) < 2:
         return [register_support(*pair, **options) for pair in pairs]
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-    with ProcessPoolExecutor(min(workers, len(pairs)), mp_context=context) as pool:
+    with process_pool(min(workers, len(pairs))) as pool:
         return list(pool.map(partial(_register, options=options), pairs))
