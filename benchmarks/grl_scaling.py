@@ -52,7 +52,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, flop_registry, register_flop_formula, sdpa_flop_count
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = ("grl_tiny", "grl_tiny_ckpt", "swin_unetr", "restormer")
+MODELS = ("grl_tiny", "grl_tiny_ckpt", "grl_tiny_voxel", "swin_unetr", "restormer")
 PASSES = ("forward", "forward_backward")
 
 
@@ -67,10 +67,13 @@ if CPU_FLASH not in flop_registry:
 def build(name: str) -> tuple[nn.Module, int, int]:
     """The model, the size multiple its input needs (1: any) and its smallest valid size."""
     sys.path.insert(0, str(ROOT))
-    if name in ("grl_tiny", "grl_tiny_ckpt"):
+    if name.startswith("grl_tiny"):
         from monai_fewshot.networks import grl_tiny
 
-        # pads internally (3D stripes: multiples of 32); "_ckpt": gradient checkpointing per layer
+        # the 3D preset: tokens of 2^3 voxels, padded internally to multiples of 32 voxels; "_ckpt": gradient
+        # checkpointing per layer; "_voxel": the former 3D default, a token per voxel (stripes 32 x 16 x 16 voxels)
+        if name == "grl_tiny_voxel":
+            return grl_tiny(spatial_dims=3, in_channels=1, patch_size=1, stripe_size=(32, 16, 16)), 1, 1
         return grl_tiny(spatial_dims=3, in_channels=1, use_checkpoint=name.endswith("_ckpt")), 1, 1
     if name == "swin_unetr":
         from monai.networks.nets import SwinUNETR

@@ -70,8 +70,8 @@ def test_restore_runs_the_bundle_with_the_default_network(tmp_path, capfd):
     from monai_fewshot.networks import grl_tiny
 
     torch.manual_seed(0)
-    net = grl_tiny(3, 1, window_size=(8, 8, 4), stripe_size=(32, 16, 4), stripe_axes=(0, 1),
-                   anchor_window_down_factor=(4, 4, 1))  # the bundle's network_def
+    net = grl_tiny(3, 1, window_size=(8, 8, 4), stripe_size=(16, 8, 4), stripe_axes=(0, 1),
+                   anchor_window_down_factor=(4, 4, 1), patch_size=(2, 2, 1))  # the bundle's network_def
     torch.save(net.state_dict(), tmp_path / "grl.pt")
     affine = np.diag([1.25, 1.25, 7.7, 1.0])
     nib.save(nib.Nifti1Image(np.random.default_rng(0).random((24, 20, 6), np.float32), affine), tmp_path / "thick.nii.gz")

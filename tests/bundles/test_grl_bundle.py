@@ -49,7 +49,8 @@ def test_configs_parse_and_build_the_networks():
     parser.read_meta(str(CONFIGS / "metadata.json"))
     grl = parser.get_parsed_content("network_def")
     assert isinstance(grl, GRL) and grl.spatial_dims == 3 and grl.task == "denoise"
-    assert sum(p.numel() for p in grl.parameters()) == 1_273_441  # GRL-T in 3D
+    assert sum(p.numel() for p in grl.parameters()) == 1_306_337  # GRL-T in 3D, 2 x 2 x 1 patches
+    assert grl.pad_multiple == (32, 32, 4)
     assert parser.get_parsed_content("setting") == "gaussian_sigma0.05"
     assert parser.get_parsed_content("checkpoint").endswith("models/gaussian_sigma0.05/grl.pt")
     assert isinstance(parser.get_parsed_content("restormer_def"), Restormer)

@@ -26,6 +26,9 @@ CASES = [
     ({**SMALL_3D, "stripe_size": (1, 4, 8), "stripe_axes": (1, 2), "window_size": (2, 4, 4),
       "anchor_window_down_factor": (1, 2, 2)}, (1, 1, 3, 9, 6), (1, 1, 3, 9, 6)),  # anisotropic: axis 0 keeps 1
     ({**SMALL_3D, "task": "sr", "upscale": 2}, (1, 1, 4, 5, 6), (1, 1, 8, 10, 12)),
+    ({**SMALL_2D, "patch_size": 2}, (1, 1, 13, 21), (1, 1, 13, 21)),  # tokens of 2 x 2 pixels, odd sizes
+    ({**SMALL_3D, "patch_size": (2, 2, 1)}, (2, 1, 9, 7, 5), (2, 1, 9, 7, 5)),  # in-plane patches, thick slices
+    ({**SMALL_3D, "patch_size": 2, "task": "sr", "upscale": 2}, (1, 1, 4, 5, 6), (1, 1, 8, 10, 12)),
 ]
 
 
@@ -49,7 +52,8 @@ def test_denoise_output_is_input_plus_residual():
 
 
 @pytest.mark.parametrize("kwargs,shape", [(SMALL_2D, (2, 1, 12, 10)), ({**SMALL_3D, "use_cab": True, "embed_dim": 36},
-                                                                       (1, 1, 6, 8, 7))])
+                                                                       (1, 1, 6, 8, 7)),
+                                          ({**SMALL_3D, "patch_size": (2, 2, 1)}, (1, 1, 12, 10, 4))])
 def test_gradients_reach_every_parameter(kwargs, shape):
     torch.manual_seed(0)
     net = GRL(**kwargs)
@@ -85,6 +89,40 @@ def test_stage_cycles_stripe_orientations_and_shifts():
     net2d = GRL(spatial_dims=2)  # the paper's denoising geometry: window 16, stripes 64 x 128 and 128 x 64
     assert [layer.attention.stripe_attention.stripe_size for layer in net2d.stages[0].layers] == [(64, 128), (128, 64)] * 2
     assert net2d.pad_multiple == (128, 128)
+
+
+def test_patches_make_a_coarser_token_grid():
+    """patch_size p: windows and stripes count tokens of p voxels, so inputs pad to p times their multiple, and the
+    stages see p times fewer positions along each axis."""
+    net = GRL(**{**SMALL_3D, "patch_size": (2, 2, 1)})
+    assert net.pad_multiple == (16, 16, 8)
+    grids = []
+    net.stages[0].register_forward_hook(lambda module, args, out: grids.append(tuple(out.shape[1:-1])))
+    with eval_mode(net):
+        net(torch.randn(1, 1, 16, 16, 8))
+    assert grids == [(8, 8, 8)]
+    assert isinstance(GRL(**SMALL_3D).patch_embed, torch.nn.Identity)  # patch_size 1: the paper's layout
+    with pytest.raises(ValueError, match="patch_size"):
+        GRL(**{**SMALL_3D, "patch_size": (2, 0, 1)})
+
+
+def test_3d_presets_work_on_2x2x2_patches_with_8x_fewer_macs():
+    """grl_tiny(3): 2^3-voxel tokens, 1.34 M parameters, pads to multiples of 32; a 32^3 forward is at least 6x
+    fewer multiply-accumulates than the same GRL-T with a token per voxel (8x in its stages)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    coarse = grl_tiny(spatial_dims=3, in_channels=1)
+    voxel = grl_tiny(spatial_dims=3, in_channels=1, patch_size=1, stripe_size=(32, 16, 16))
+    assert sum(p.numel() for p in coarse.parameters()) == 1_339_105 and coarse.pad_multiple == (32, 32, 32)
+    assert sum(p.numel() for p in voxel.parameters()) == 1_273_441
+    x = torch.randn(1, 1, 32, 32, 32)
+    flops = []
+    for net in (coarse, voxel):
+        counter = FlopCounterMode(display=False)
+        with eval_mode(net), counter:
+            net(x)
+        flops.append(counter.get_total_flops())
+    assert flops[1] > 6 * flops[0]
 
 
 def test_position_bias_geometry_is_cached_across_calls_and_blocks():
