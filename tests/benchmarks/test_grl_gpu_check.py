@@ -34,8 +34,9 @@ def test_grl_gpu_check_script_times_the_models_and_compares_precisions(chaos_dir
 
 
 def test_restore_precision_names_a_missing_volume(tmp_path):
-    command = [sys.executable, str(REPO / "benchmarks" / "restore_precision.py"), "--clean", str(tmp_path / "absent.nii.gz"),
+    absent = tmp_path / "absent.nii.gz"
+    command = [sys.executable, str(REPO / "benchmarks" / "restore_precision.py"), "--clean", str(absent),
                "--out", str(tmp_path / "out.json")]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 1 and result.stderr.strip() == f"error: clean volume {tmp_path / 'absent.nii.gz'} does not exist."
+    assert result.returncode == 1 and result.stderr.strip() == f"error: clean volume {absent} does not exist."
     assert not (tmp_path / "out.json").exists()

@@ -109,9 +109,9 @@ class GRL(nn.Module):
     """GRL restoration network for 2D images and 3D volumes (Li et al., CVPR 2023).
 
     conv3 -> [patch embedding] -> LayerNorm -> stages (each: mixed-attention layers, conv3, + input) -> LayerNorm
-    -> conv3 -> [patch expansion], plus a long skip from the first convolution -> head. ``task="denoise"``: a final conv3, plus the input
-    when ``in_channels == out_channels`` (the net predicts the residual); ``task="sr"``: a sub-pixel
-    convolution upsampling by ``upscale`` (the reference's light "pixelshuffledirect" head, MONAI's
+    -> conv3 -> [patch expansion], plus a long skip from the first convolution -> head. ``task="denoise"``: a final
+    conv3, plus the input when ``in_channels == out_channels`` (the net predicts the residual); ``task="sr"``: a
+    sub-pixel convolution upsampling by ``upscale`` (the reference's light "pixelshuffledirect" head, MONAI's
     ``SubpixelUpsample``). Inputs of any spatial size are padded (reflect, or replicate where the input is
     too small to reflect) to a multiple of every window and stripe size along each axis (times ``patch_size``)
     and cropped back.
@@ -137,8 +137,8 @@ class GRL(nn.Module):
         depths: transformer layers per stage. Defaults to (4, 4, 4, 4).
         num_heads_window: window attention heads, one per stage or an int for all. Defaults to 2.
         num_heads_stripe: stripe attention heads, one per stage or an int for all. Defaults to 2.
-        window_size: window size (tokens) per axis or an int. Defaults to 16 in 2D (the paper's denoising setting),
-            8 in 3D.
+        window_size: window size (tokens) per axis or an int. Defaults to 16 in 2D (the paper's denoising
+            setting), 8 in 3D.
         stripe_size: stripe shape of orientation 0, one size per axis. Defaults to (64, 128) in 2D (the
             paper's denoising setting), (32, 16, 16) in 3D.
         stripe_axes: axes whose stripe sizes rotate from block to block. Defaults to all axes.
@@ -291,10 +291,8 @@ def _init_weights(module: nn.Module) -> None:
 
 
 def _build(preset: dict, spatial_dims: int, in_channels: int, out_channels: int | None, overrides: dict) -> GRL:
-    volume = VOLUME_PRESET if spatial_dims == 3 else {}
-    return GRL(
-        spatial_dims=spatial_dims, in_channels=in_channels, out_channels=out_channels, **{**preset, **volume, **overrides}
-    )
+    config = {**preset, **(VOLUME_PRESET if spatial_dims == 3 else {}), **overrides}
+    return GRL(spatial_dims=spatial_dims, in_channels=in_channels, out_channels=out_channels, **config)
 
 
 def grl_tiny(spatial_dims: int = 2, in_channels: int = 1, out_channels: int | None = None, **kwargs) -> GRL:
