@@ -23,6 +23,7 @@ import nibabel as nib
 import numpy as np
 import torch
 from monai.bundle import ConfigParser
+from monai.metrics import PSNRMetric
 
 from monai_fewshot.inferers import restore_volume
 from monai_fewshot.utils import write_text_atomic
@@ -32,9 +33,10 @@ BUNDLE = ROOT / "bundles" / "grl_restoration"
 
 
 def psnr(estimate: np.ndarray, clean: np.ndarray) -> float:
-    """PSNR (dB) with the clean volume's range as the data range."""
-    mse = float(np.mean((estimate.astype(np.float64) - clean) ** 2))
-    return 10.0 * np.log10(float(clean.max() - clean.min()) ** 2 / mse)
+    """PSNR (dB, MONAI's ``PSNRMetric``) with the clean volume's range as the data range."""
+    metric = PSNRMetric(max_val=float(clean.max() - clean.min()))
+    return float(metric(torch.as_tensor(estimate, dtype=torch.float64)[None, None],
+                        torch.as_tensor(clean, dtype=torch.float64)[None, None]).item())
 
 
 def main() -> None:
