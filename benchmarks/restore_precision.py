@@ -82,7 +82,6 @@ def main() -> None:
                "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None}
     record = {"clean": str(args.clean), "shape": list(clean.shape), "sigma": args.sigma, "seed": args.seed,
               "machine": machine, "rows": rows, "bf16_minus_fp32_db": difference}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(args.out, json.dumps(record, indent=2) + "\n")
     print(f"wrote {args.out}")
 
