@@ -6,11 +6,27 @@ Tests that need them skip where the folder is absent (a user's clone) and fail w
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+#: where the suite's temporary files go, so that it writes nothing outside the clone (gitignored)
+TEMPORARY = REPO / ".pytest_tmp"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Temporary files inside the repository: ``tmp_path`` under ``.pytest_tmp/base`` (unless ``--basetemp`` is
+    given) and ``tempfile``'s folder, for this process and the commands the tests start, ``.pytest_tmp/tmp``."""
+    if config.option.basetemp is None:
+        config.option.basetemp = str(TEMPORARY / "base")
+    scratch = TEMPORARY / "tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
+    os.environ["TMPDIR"] = str(scratch)
+    tempfile.tempdir = str(scratch)
 
 
 def skip_or_fail(message: str) -> None:
