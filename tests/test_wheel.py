@@ -1,4 +1,4 @@
-"""The project as a user installs it: a wheel built from the repository, in a fresh virtual environment outside it,
+"""The project as a user installs it: a wheel built from the repository, in a fresh virtual environment of its own,
 runs the command's help, the demo and both segment cases with what the wheel ships (bundles, weights, examples)."""
 
 from __future__ import annotations
@@ -35,8 +35,13 @@ def installed(tmp_path_factory) -> dict[str, Path]:
 
 
 def test_the_installed_package_is_not_the_checkout(installed):
-    where = _run([installed["python"], "-c", "import monai_fewshot; print(monai_fewshot.__file__)"], installed["work"])
-    assert str(REPO) not in where and "site-packages" in where
+    printed = _run([installed["python"], "-c", "import monai_fewshot; print(monai_fewshot.__file__)"], installed["work"])
+    where = Path(printed.splitlines()[0])  # stdout comes first in what _run returns
+    # the test's virtual environment lies under tmp_path, inside the clone (tests/conftest.py): the package must come
+    # from that environment's site-packages, not from the checkout's monai_fewshot/
+    venv = installed["python"].parent.parent
+    assert where.is_relative_to(venv) and "site-packages" in where.parts
+    assert not where.is_relative_to(REPO / "monai_fewshot")
 
 
 def test_help_and_the_demo(installed):
