@@ -44,7 +44,8 @@ def test_writes_the_mask_with_the_image_affine_and_the_confidence_json(painted_c
     assert report["label_value"] == 2 and report["support_slices"] == [8]
     assert [s["index"] for s in report["slices"]] == list(range(16))
     assert [s["foreground_voxels"] for s in report["slices"]] == data.sum((0, 1)).tolist()
-    assert f"paint next: slice {report['suggested_slice']}" in out and "wrote " in out
+    low, high = report["likely_extent"]
+    assert low <= report["suggested_slice"] <= high and f"paint next: slice {report['suggested_slice']}" in out and "wrote " in out
     assert sorted(p.name for p in (case_dir / "out").iterdir()) == ["organ.nii.gz", "organ_confidence.json"]
 
 

@@ -37,12 +37,13 @@ def _read(path: Path, what: str) -> nib.Nifti1Image:
 
 
 def propagation_report(result: Propagation) -> dict[str, Any]:
-    """The JSON-ready summary of an axial propagation: label value, painted slices, suggested slice, and per slice
-    its confidence and foreground voxels."""
+    """The JSON-ready summary of an axial propagation: label value, painted slices, the organ's likely extent, the
+    suggested slice, and per slice its confidence and foreground voxels."""
     areas = result.mask.sum((0, 1))
     return {
         "label_value": result.label_value,
         "support_slices": result.support_slices,
+        "likely_extent": list(result.likely_extent),
         "suggested_slice": result.suggested_slice,
         "slices": [
             {"index": k, "confidence": round(float(c), 4), "foreground_voxels": int(areas[k])}

@@ -135,19 +135,32 @@ def test_a_painted_ring_stays_a_ring():
     assert dice(result.mask > 0, ring) > 0.85
 
 
-def _slices(first: int, last: int, depth: int = 40) -> np.ndarray:
-    predicted = np.zeros(depth, bool)
-    predicted[first : last + 1] = True
-    return predicted
-
-
 def test_suggested_slice_goes_out_along_the_longer_run_or_into_the_widest_gap():
-    # painted 20, predicted 10-35: the upper run (15 slices) is longer, 40 % of the way out is 26
-    assert suggest_slice(_slices(10, 35), [20]) == 26
-    assert suggest_slice(_slices(5, 25), [20]) == 14  # the lower run (15) is longer: 20 - 6
+    # painted 20, organ likely on 10-35: the upper run (15 slices) is longer, half-way out is 28
+    assert suggest_slice((10, 35), [20]) == 28
+    assert suggest_slice((5, 25), [20]) == 12  # the lower run (15) is longer: 20 - 8
+    assert suggest_slice((10, 30), [20]) == 15  # runs of one length: the lower one
     # painted 20 and 26: a 1-slice outer run at most on top; the lower run (10) beats half the gap (3)
-    assert suggest_slice(_slices(10, 27), [20, 26]) == 16
+    assert suggest_slice((10, 27), [20, 26]) == 15
     # painted at both ends: the middle of the gap
-    assert suggest_slice(_slices(10, 30), [10, 30]) == 20
-    assert suggest_slice(_slices(19, 21), [19, 20, 21]) is None  # everything predicted is painted
-    assert suggest_slice(_slices(20, 21), [20]) == 21  # a run of one slice: that slice
+    assert suggest_slice((10, 30), [10, 30]) == 20
+    assert suggest_slice((19, 21), [19, 20, 21]) is None  # everything likely is painted
+    assert suggest_slice((20, 21), [20]) == 21  # a run of one slice: that slice
+
+
+def test_an_abrupt_stop_reaches_the_suggestion_past_the_predicted_end(synthetic):
+    """An organ whose upper part turns dimmer: its carried mask stops where the intensity changes with its area
+    intact, so the organ likely goes on, and the next slice to paint lies past where the prediction stopped.
+    The organ that tapers to its ends (the fixture) keeps the predicted extent as its likely one."""
+    image, organ = synthetic
+    tapering = propagate_annotation(image, painted(organ, [10]), spacing=(1.0, 1.0, 2.0))
+    filled = np.flatnonzero(tapering.mask.any((0, 1)))
+    assert tapering.likely_extent == (filled[0], filled[-1])
+
+    changed = image.copy()
+    changed[..., 11:][organ[..., 11:]] -= 0.6  # the same organ, dimmer from slice 11 on
+    result = propagate_annotation(changed, painted(organ, [8]), spacing=(1.0, 1.0, 2.0))
+    filled = np.flatnonzero(result.mask.any((0, 1)))
+    assert filled[-1] == 10 and result.likely_extent[1] > 10
+    assert result.likely_extent[0] == filled[0]
+    assert result.suggested_slice > 10

@@ -247,6 +247,7 @@ class FewShotScribblesInfer(BasicInferTask):
             "label_value": result.label_value,
             "support_slices": result.support_slices,
             "predicted_slices": [int(filled[0]), int(filled[-1])],
+            "likely_extent": list(result.likely_extent),
             "suggested_slice": result.suggested_slice,
             "confidence": [round(float(c), 4) for c in result.confidence],
             "foreground_voxels": int(result.mask.sum()),
