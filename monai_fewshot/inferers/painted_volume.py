@@ -43,7 +43,7 @@ def propagation_report(result: Propagation) -> dict[str, Any]:
     return {
         "label_value": result.label_value,
         "support_slices": result.support_slices,
-        "likely_extent": list(result.likely_extent),
+        "likely_extent": list(result.likely_extent) if result.likely_extent is not None else None,
         "suggested_slice": result.suggested_slice,
         "slices": [
             {"index": k, "confidence": round(float(c), 4), "foreground_voxels": int(areas[k])}

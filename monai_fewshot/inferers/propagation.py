@@ -70,7 +70,8 @@ class Propagation:
         support_slices: the painted slices used.
         likely_extent: the first and last slice the organ likely spans: the predicted ones, except on a side
             whose carried mask ended abruptly (``ABRUPT_AREA``) on an intensity change, where the organ likely
-            goes on: there, halfway from the last predicted slice to the stop rule's extent limit.
+            goes on: there, halfway from the last predicted slice to the stop rule's extent limit. None when
+            nothing was predicted.
         suggested_slice: the slice to paint next (:func:`suggest_slice`), or None when every slice of the
             likely extent is painted.
         label_value: the painted value that was segmented.
@@ -79,7 +80,7 @@ class Propagation:
     mask: np.ndarray
     confidence: np.ndarray
     support_slices: list[int]
-    likely_extent: tuple[int, int]
+    likely_extent: tuple[int, int] | None
     suggested_slice: int | None
     label_value: int
 

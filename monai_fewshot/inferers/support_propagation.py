@@ -95,5 +95,5 @@ def segment_from_support_volume(
         annotation[..., q] = (logits[0, 0] > 0).cpu().numpy()
     if not annotation.any():
         empty = np.zeros(query.shape[-1])
-        return Propagation(annotation, empty, [], None, 1)
+        return Propagation(mask=annotation, confidence=empty, support_slices=[], likely_extent=None, suggested_slice=None, label_value=1)
     return propagate_annotation(query[0], annotation, 1, spacing=query_spacing)
