@@ -90,11 +90,11 @@ def suggest_slice(likely_extent: tuple[int, int], supports: Sequence[int]) -> in
 
     Carried masks drift with the distance from the nearest painted slice, and the organ's ends are where the
     stop rule over- or undershoots. So the longest run beyond the outermost painted slice on either side, up to
-    the likely end, gets a painted slice ``OUTER_FRACTION`` of the way out, unless half of a gap between two
-    painted slices is longer, which gets its middle slice (ties: the lower side first). On a side whose carried mask stopped abruptly the
-    likely end lies beyond the predicted one (:attr:`Propagation.likely_extent`), so the suggestion reaches
-    past where the prediction stopped. Chosen on the 80 CHAOS organs (whole-volume Dice after 2 and 3 painted
-    slices, README "One painted slice -> the whole organ").
+    the likely end, gets a painted slice ``OUTER_FRACTION`` of the way out (ties: the lower side), unless half
+    of a gap between two painted slices is longer, which gets its middle slice. On a side whose carried mask
+    stopped abruptly the likely end lies beyond the predicted one (:attr:`Propagation.likely_extent`), so the
+    suggestion reaches past where the prediction stopped. Chosen on the 80 CHAOS organs (whole-volume Dice
+    after 2 and 3 painted slices, README "One painted slice -> the whole organ").
 
     Args:
         likely_extent: first and last slice the organ likely spans (painted ones included).
