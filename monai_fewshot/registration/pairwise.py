@@ -17,6 +17,8 @@ import SimpleITK as sitk
 
 __all__ = ["DEFORMABLE_STAGES", "RegistrationResult", "demons_transform", "numpy_array", "register_support", "sitk_image"]
 
+#: what ITK's metrics say when no (or too few) query points map into the support's (masked) image
+NO_OVERLAP = "map outside moving image buffer"
 #: deformable stages after the affine one: fast symmetric-forces demons, a B-spline on Mattes MI, or none
 DEFORMABLE_STAGES = ("demons", "bspline", None)
 
@@ -122,7 +124,9 @@ def focused_stage(
     margin: float, iterations: int,
 ) -> sitk.Transform:
     """A second linear stage ``local``, composed after ``initial``, whose metric sees only the support's organ and a
-    ``margin`` (physical units) around it: the whole-image stage aligns the bodies, this one the organ."""
+    ``margin`` (physical units) around it: the whole-image stage aligns the bodies, this one the organ. Where
+    ``initial`` maps the query wholly off that region (the metric has no sample to compare), there is nothing to
+    refine and ``initial`` is returned."""
     radius = [max(1, round(margin / spacing)) for spacing in moving.GetSpacing()]
     region = sitk.BinaryDilate(sitk.Cast(moving_mask > 0.5, sitk.sitkUInt8), radius)
     method = mattes_gradient_descent(iterations, 0.5, (2, 1), (1, 0))
@@ -130,7 +134,12 @@ def focused_stage(
     method.SetMetricMovingMask(region)
     method.SetMovingInitialTransform(initial)
     method.SetInitialTransform(local, inPlace=False)
-    return sitk.CompositeTransform([initial, method.Execute(fixed, moving)])
+    try:
+        return sitk.CompositeTransform([initial, method.Execute(fixed, moving)])
+    except RuntimeError as error:
+        if NO_OVERLAP not in str(error):
+            raise
+        return initial
 
 
 def _centred_affine(fixed: sitk.Image) -> sitk.AffineTransform:

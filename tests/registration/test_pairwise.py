@@ -98,3 +98,19 @@ def test_demons_alone_carries_a_mask_onto_the_neighbouring_slice(chaos_volume, s
         demons_transform(fixed, moving[:-1])
     with pytest.raises(ValueError, match="shrink must be >= 1"):
         demons_transform(fixed, moving, shrink=0)
+
+
+def test_focused_stage_keeps_the_initial_transform_when_the_organ_maps_off_the_query():
+    """A whole-image stage that moved the query wholly off the support's organ leaves the organ stage no sample to
+    compare (ITK raises "All samples map outside moving image buffer"): the initial transform stands."""
+    import SimpleITK as sitk
+
+    from monai_fewshot.registration.pairwise import focused_stage, sitk_image
+
+    rows, cols = np.mgrid[:48, :48]
+    image = np.exp(-((rows - 20.0) ** 2 + (cols - 28.0) ** 2) / 120.0)
+    mask = ((rows - 20) ** 2 + (cols - 28) ** 2 < 36).astype(np.float32)
+    far_away = sitk.TranslationTransform(2, (500.0, 500.0))
+    local = sitk.AffineTransform(2)
+    transform = focused_stage(sitk_image(image, None), sitk_image(image, None), sitk_image(mask, None), far_away, local, 5.0, 10)
+    assert transform.TransformPoint((3.0, 4.0)) == far_away.TransformPoint((3.0, 4.0))
