@@ -246,7 +246,7 @@ def _segment_painted(args: argparse.Namespace) -> int:
     print(f"label {result.label_value}: painted slices {result.support_slices}, organ on slices {filled[0]}-{filled[-1]} "
           f"({int(result.mask.sum())} voxels) in {time.perf_counter() - start:.1f} s")
     if args.suggest:
-        print("paint next: " + (f"slice {result.suggested_slice} (half-way out towards the organ's likely end; it likely spans "
+        print("paint next: " + (f"slice {result.suggested_slice} (where the expected error is largest; the organ likely spans "
                                 f"slices {result.likely_extent[0]}-{result.likely_extent[1]})" if result.suggested_slice is not None
                                 else "nothing (every likely slice is painted)"))
     print(f"wrote {mask} and {report}")

@@ -135,17 +135,25 @@ def test_a_painted_ring_stays_a_ring():
     assert dice(result.mask > 0, ring) > 0.85
 
 
-def test_suggested_slice_goes_out_along_the_longer_run_or_into_the_widest_gap():
-    # painted 20, organ likely on 10-35: the upper run (15 slices) is longer, half-way out is 28
-    assert suggest_slice((10, 35), [20]) == 28
-    assert suggest_slice((5, 25), [20]) == 12  # the lower run (15) is longer: 20 - 8
-    assert suggest_slice((10, 30), [20]) == 15  # runs of one length: the lower one
-    # painted 20 and 26: a 1-slice outer run at most on top; the lower run (10) beats half the gap (3)
-    assert suggest_slice((10, 27), [20, 26]) == 15
-    # painted at both ends: the middle of the gap
-    assert suggest_slice((10, 30), [10, 30]) == 20
-    assert suggest_slice((19, 21), [19, 20, 21]) is None  # everything likely is painted
-    assert suggest_slice((20, 21), [20]) == 21  # a run of one slice: that slice
+def test_suggested_slice_goes_where_the_expected_error_is_largest():
+    areas, confidence = np.full(50, 100.0), np.full(50, 0.5)
+    # painted 20, organ likely on 10-35, one confidence: the upper run is longer and farther; half-way out is 28
+    assert suggest_slice(areas, confidence, (10, 35), [20]) == 28
+    # the same extent, but the lower slices agree poorly with the painted organ and the upper ones well
+    confidence[:20], confidence[21:] = 0.1, 0.95
+    assert suggest_slice(areas, confidence, (10, 35), [20]) == 15
+    # the upper slices are where the organ is large: 25 times the area outweighs the lower run's poor agreement
+    areas[21:] = 2500.0
+    assert suggest_slice(areas, confidence, (10, 35), [20]) == 28
+    # slices of the likely extent left empty count the last predicted area with confidence 0
+    areas, confidence = np.full(50, 100.0), np.full(50, 0.9)
+    areas[10:14] = 0.0
+    assert suggest_slice(areas, confidence, (10, 30), [20]) == 15
+    # runs of one expected error: the lower one; painted at both ends: the middle of the gap
+    assert suggest_slice(np.full(50, 100.0), np.full(50, 0.5), (10, 30), [20]) == 15
+    assert suggest_slice(np.full(50, 100.0), np.full(50, 0.5), (10, 30), [10, 30]) == 20
+    assert suggest_slice(areas, confidence, (19, 21), [19, 20, 21]) is None  # everything likely is painted
+    assert suggest_slice(areas, confidence, (20, 21), [20]) == 21  # a run of one slice: that slice
 
 
 def test_an_abrupt_stop_reaches_the_suggestion_past_the_predicted_end(synthetic):
