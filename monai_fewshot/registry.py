@@ -170,6 +170,9 @@ register_fewshot_network("alpnet", FewShotNetworkSpec(
 register_fewshot_network("registration", FewShotNetworkSpec(
     "monai_fewshot.registration.SupportRegistration", None, False,
     "the support registered onto each query (affine, organ affine, demons); no weights"))
+register_fewshot_network("registration_intensity", FewShotNetworkSpec(
+    "monai_fewshot.registration.intensity_corrected_registration", None, False,
+    "the registration method with its boundary moved to where the support organ's intensities end; no weights"))
 register_fewshot_network("floor", FewShotNetworkSpec(
     "monai_fewshot.networks.SupportMaskCopy", None, False, "the support's mask copied onto the query; no weights"))
 

@@ -3,7 +3,6 @@ from monai_fewshot.inferers.annotated_slices import (
     choose_label_value,
     segment_from_annotated_slices,
 )
-from monai_fewshot.inferers.intensity_likelihood import IntensityLikelihood
 from monai_fewshot.inferers.painted_volume import confidence_path, propagation_report, segment_painted_volume
 from monai_fewshot.inferers.propagation import Propagation, StopRule, propagate_annotation
 from monai_fewshot.inferers.support_propagation import SEED_FRACTIONS, seed_slices, segment_from_support_volume

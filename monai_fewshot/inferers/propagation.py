@@ -17,8 +17,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from monai_fewshot.inferers.annotated_slices import choose_label_value
-from monai_fewshot.inferers.intensity_likelihood import IntensityLikelihood
-from monai_fewshot.registration import demons_transform
+from monai_fewshot.registration import IntensityLikelihood, demons_transform
 from monai_fewshot.registration.pairwise import numpy_array, sitk_image
 from monai_fewshot.transforms.intensity import robust_zscore
 

@@ -14,6 +14,10 @@ from monai_fewshot.registration.parallel import register_pairs
 
 __all__ = ["AlignedEpisode", "align_episode_batch"]
 
+#: the registered prior's probabilities are clipped to this range before their logit (at most 4.6 in size), so that
+#: other evidence added to it, such as the intensity ratio, can overturn it
+PRIOR_RANGE = (0.01, 0.99)
+
 
 class AlignedEpisode(NamedTuple):
     """Support shots on the query's grid. A shot whose warped mask lost all its foreground (registered out of
@@ -24,6 +28,10 @@ class AlignedEpisode(NamedTuple):
     support: torch.Tensor  # (B, K, C, *S) warped support images
     support_mask: torch.Tensor  # (B, K, 1, *S) warped masks binarised at 0.5
     prior: torch.Tensor  # (B, K, 1, *S) warped soft masks in [0, 1]
+
+    def prior_logit(self) -> torch.Tensor:
+        """(B, 1, *S) logit of the shots' mean warped soft mask, within :data:`PRIOR_RANGE`."""
+        return torch.logit(self.prior.mean(1).clamp(*PRIOR_RANGE))
 
 
 def _warp_channels(

@@ -74,8 +74,9 @@ def test_the_overlays_choose_the_network_dataset_and_backbone():
 
 def test_registration_overlays_parse():
     """registration_guided.json wraps the network in RegistrationGuided and widens the augmentation; registration.json
-    scores the training-free method alone, on every fold, with no checkpoint."""
-    from monai_fewshot.registration import RegistrationGuided
+    scores the training-free method alone, on every fold, with no checkpoint; registration_intensity.json scores its
+    intensity-corrected form beside it."""
+    from monai_fewshot.registration import INTENSITY_WEIGHT, RegistrationGuided, SupportRegistration
 
     configs = BUNDLE / "configs"
     guided = ConfigParser()
@@ -86,6 +87,11 @@ def test_registration_overlays_parse():
     alone = ConfigParser()
     alone.read_config([str(configs / name) for name in ("train.json", "evaluate.json", "registration.json")])
     assert alone["score_model"] is False and alone["score_registration"] is True and alone["checkpoint"] is None
+    corrected = ConfigParser()
+    corrected.read_config([str(configs / name) for name in ("train.json", "evaluate.json", "registration_intensity.json")])
+    method = corrected.get_parsed_content("network_def")
+    assert isinstance(method, SupportRegistration) and method.intensity_weight == INTENSITY_WEIGHT > 0
+    assert corrected["score_model"] is True and corrected["score_registration"] is True and corrected["checkpoint"] is None
 
 
 def test_verify_metadata_with_the_local_schema(meta_schema):
@@ -295,6 +301,20 @@ def test_registration_method_is_scored_through_the_command_without_weights(small
     assert len(registration) - 1 == len(floor) - 1 == 2  # right kidney x 2 query volumes of fold 1
     mean = lambda rows: sum(float(r.split(",")[3]) for r in rows[1:]) / (len(rows) - 1)  # noqa: E731
     assert mean(registration) > mean(floor)
+
+
+@pytest.mark.slow
+def test_intensity_corrected_registration_is_scored_beside_registration(small_chaos, tmp_path, capsys):
+    """`evaluate --network registration_intensity`: no weights, scored on the same episodes as registration and floor."""
+    from monai_fewshot.cli import main
+
+    output = tmp_path / "eval"
+    assert main(["evaluate", "--network", "registration_intensity", "--data", str(small_chaos), "--folds", "1",
+                 "--exclude", "2", "--workers", "2", "--output", str(output)]) == 0
+    assert "registration_intensity Dice (%)" in capsys.readouterr().out
+    rows = {name: (output / f"{name}_dice.csv").read_text().splitlines() for name in ("registration_intensity", "registration", "floor")}
+    assert [r.split(",")[:3] for r in rows["registration_intensity"]] == [r.split(",")[:3] for r in rows["registration"]]
+    assert len(rows["floor"]) == len(rows["registration"]) == 3  # header + right kidney x 2 query volumes of fold 1
 
 
 @pytest.mark.slow

@@ -6,7 +6,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from monai_fewshot.inferers import IntensityLikelihood, StopRule, propagate_annotation
+from monai_fewshot.inferers import StopRule, propagate_annotation
+from monai_fewshot.registration import IntensityLikelihood
 from monai_fewshot.inferers.propagation import suggest_slice
 
 

@@ -8,7 +8,13 @@ import torch
 
 from monai_fewshot.networks import catnet_light
 from monai_fewshot.networks.nets import SupportMaskCopy
-from monai_fewshot.registration import RegistrationGuided, SupportRegistration, align_episode_batch
+from monai_fewshot.registration import (
+    RegistrationGuided,
+    SupportRegistration,
+    align_episode_batch,
+    intensity_corrected_logits,
+    support_likelihood_ratio,
+)
 from monai_fewshot.transforms import AlignSupportd
 
 
@@ -104,6 +110,28 @@ def test_registration_guided_aligns_for_the_network_and_adds_the_prior(episode):
     torch.testing.assert_close(output.iteration_logits, plain.iteration_logits + prior[:, None])
     torch.testing.assert_close(output.initial_logits, plain.initial_logits + prior)
     assert guided.state_dict().keys() == network.state_dict().keys()
+
+
+def test_registration_guided_with_intensity_corrects_the_registered_prior(episode):
+    """The prior becomes the training-free method's intensity-corrected logits; the network's output is added."""
+    query, support, mask = episode["query"][None], episode["support"][None], episode["support_mask"][None]
+    torch.manual_seed(0)
+    network = catnet_light(2).eval()
+    small = [torch.nn.functional.interpolate(x.flatten(0, -4), size=(64, 64)).view(*x.shape[:-2], 64, 64) for x in (query, support, mask)]
+    with torch.no_grad():
+        output = RegistrationGuided(network, intensity_weight=2.0).eval()(*small)
+        aligned = align_episode_batch(*small)
+        plain = network(small[0], aligned.support, aligned.support_mask)
+    prior = intensity_corrected_logits(aligned.prior.mean(1), support_likelihood_ratio(*small), 2.0)
+    torch.testing.assert_close(prior, SupportRegistration(intensity_weight=2.0)(*small))
+    torch.testing.assert_close(output.logits, plain.logits + prior)
+    torch.testing.assert_close(output.iteration_logits, plain.iteration_logits + prior[:, None])
+    with pytest.raises(ValueError, match="intensity_weight must be >= 0"):
+        RegistrationGuided(SupportMaskCopy(), intensity_weight=-1.0)
+    with pytest.raises(ValueError, match="intensity_weight > 0 needs prior_weight > 0"):
+        RegistrationGuided(SupportMaskCopy(), prior_weight=0.0, intensity_weight=1.0)
+    with pytest.raises(ValueError, match="intensity_weight must be >= 0"):
+        SupportRegistration(intensity_weight=-1.0)
 
 
 def test_registration_guided_refuses_a_prior_without_alignment():
