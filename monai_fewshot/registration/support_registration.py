@@ -13,8 +13,9 @@ from monai_fewshot.registration.intensity_likelihood import intensity_corrected_
 
 __all__ = ["INTENSITY_WEIGHT", "SupportRegistration", "intensity_corrected_registration"]
 
-#: weight of the support organ's intensity ratio against the registered prior's logit, chosen on the CHAOS
-#: validation volumes of fold 0 (1, 2, 4 and 8 tried)
+#: weight of the support organ's intensity ratio against the registered prior's logit, chosen on the validation
+#: volumes of CHAOS fold 0: without the trust scaling, 2, 4 and 8 gave 69.5, 65.4 and 55.4 against registration's
+#: 73.7 there; with it, 2 gave 74.8
 INTENSITY_WEIGHT = 2.0
 
 

@@ -83,6 +83,7 @@ def test_registration_overlays_parse():
     guided.read_config([str(configs / "train.json"), str(configs / "registration_guided.json")])
     network = guided.get_parsed_content("network_def")
     assert isinstance(network.network, RegistrationGuided) and network.network.prior_weight == 1.0
+    assert network.network.intensity_weight == INTENSITY_WEIGHT
     assert guided["train#dataset#augmentation"]["rotate_degrees"] == 15.0
     alone = ConfigParser()
     alone.read_config([str(configs / name) for name in ("train.json", "evaluate.json", "registration.json")])
