@@ -17,7 +17,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from monai_fewshot.inferers.annotated_slices import choose_label_value
-from monai_fewshot.registration import IntensityLikelihood, demons_transform
+from monai_fewshot.registration import IntensityLikelihood, corrected_region, demons_transform
 from monai_fewshot.registration.pairwise import numpy_array, sitk_image
 from monai_fewshot.transforms.intensity import robust_zscore
 
@@ -166,14 +166,8 @@ class _Carrier:
         carried = numpy_array(
             sitk.Resample(sitk_image(mask[box].astype(np.float32), None), sitk_image(fixed, None), transform, sitk.sitkLinear, 0.0)
         )
-        prior = np.clip(ndimage.gaussian_filter(np.clip(carried, 0, 1), 1.5), 1e-3, 1 - 1e-3)
         ratio = self.likelihood(fixed)
-        logit = ndimage.gaussian_filter(np.log(prior / (1 - prior)) + self.weight * ratio, 1.0)
-        region = ndimage.binary_fill_holes(logit > 0) if self.fill else logit > 0
-        components, count = ndimage.label(region)
-        if count > 1:
-            overlapping = np.unique(components[(carried >= 0.5) & region])
-            region = np.isin(components, overlapping[overlapping > 0])
+        _, region = corrected_region(carried, ratio, self.weight, self.fill)
         out = np.zeros_like(mask)
         out[box] = region
         return out, float(ratio[region].mean()) if region.any() else float("nan")

@@ -5,6 +5,7 @@ from monai_fewshot.registration.guided import RegistrationGuided
 from monai_fewshot.registration.intensity_likelihood import (
     IntensityLikelihood,
     SupportIntensity,
+    corrected_region,
     intensity_corrected_logits,
     support_likelihood_ratio,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "SupportIntensity",
     "SupportRegistration",
     "align_episode_batch",
+    "corrected_region",
     "demons_transform",
     "intensity_corrected_registration",
     "intensity_corrected_logits",

@@ -10,7 +10,13 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-__all__ = ["IntensityLikelihood", "SupportIntensity", "intensity_corrected_logits", "support_likelihood_ratio"]
+__all__ = [
+    "IntensityLikelihood",
+    "SupportIntensity",
+    "corrected_region",
+    "intensity_corrected_logits",
+    "support_likelihood_ratio",
+]
 
 
 class IntensityLikelihood:
@@ -43,6 +49,32 @@ class IntensityLikelihood:
         """(H, W) intensities -> (H, W) log-likelihood ratios (values outside the edges take the end bins)."""
         index = np.clip(np.digitize(image, self.edges) - 1, 0, len(self.log_ratio) - 1)
         return self.log_ratio[index]
+
+
+def corrected_region(soft: np.ndarray, ratio: np.ndarray, weight: float, fill: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """A carried or registered soft mask moved to where the organ's intensities end.
+
+    The smoothed mask's logit plus ``weight`` x ``ratio``, smoothed again, is positive on the region (holes filled
+    unless ``fill`` is False: a ring such as a myocardium stays a ring); of its connected parts only those that
+    overlap the mask (>= 0.5) are kept, so organ-like intensities elsewhere add nothing.
+
+    Args:
+        soft: (*S) mask in [0, 1].
+        ratio: (*S) intensity log-likelihood ratios (:class:`IntensityLikelihood`).
+        weight: weight of the ratio against the mask's logit.
+        fill: fill the region's holes. Defaults to True.
+
+    Returns:
+        the (*S) combined logit and the (*S) boolean region.
+    """
+    prior = np.clip(ndimage.gaussian_filter(np.clip(soft, 0, 1), 1.5), 1e-3, 1 - 1e-3)
+    logit = ndimage.gaussian_filter(np.log(prior / (1 - prior)) + weight * ratio, 1.0)
+    region = ndimage.binary_fill_holes(logit > 0) if fill else logit > 0
+    components, count = ndimage.label(region)
+    if count > 1:
+        overlapping = np.unique(components[(soft >= 0.5) & region])
+        region = np.isin(components, overlapping[overlapping > 0])
+    return logit, region
 
 
 class SupportIntensity(NamedTuple):
@@ -88,9 +120,7 @@ def support_likelihood_ratio(query: torch.Tensor, support: torch.Tensor, support
 
 
 def intensity_corrected_logits(prior: torch.Tensor, intensity: SupportIntensity, weight: float) -> torch.Tensor:
-    """The registered mask moved to where the organ's intensities end: logits of the regions where the smoothed
-    prior's logit plus the weighted intensity ratio is positive (holes filled), keeping only the connected
-    regions that overlap the registered mask, so that organ-like intensities elsewhere add nothing.
+    """The registered mask moved to where the organ's intensities end (:func:`corrected_region`), as logits.
 
     The weight is scaled per episode by how much the query under the registered mask looks like the support's
     organ (its mean ratio there over the support's own, clipped to [0, 1]): where another patient's organ has
@@ -109,12 +139,6 @@ def intensity_corrected_logits(prior: torch.Tensor, intensity: SupportIntensity,
     for soft, ratio, reference in zip(prior[:, 0].detach().cpu().numpy(), ratios, references):
         registered = soft >= 0.5
         trust = float(np.clip(ratio[registered].mean() / reference, 0.0, 1.0)) if registered.any() and reference > 0 else 0.0
-        smooth = np.clip(ndimage.gaussian_filter(soft, 1.5), 1e-3, 1 - 1e-3)
-        logit = ndimage.gaussian_filter(np.log(smooth / (1 - smooth)) + weight * trust * ratio, 1.0)
-        region = ndimage.binary_fill_holes(logit > 0)
-        components, count = ndimage.label(region)
-        if count > 1:
-            overlapping = np.unique(components[registered & region])
-            region = np.isin(components, overlapping[overlapping > 0])
+        logit, region = corrected_region(soft, ratio, weight * trust)
         out.append(np.where(region, 1, -1) * (np.abs(logit) + 0.1))
     return torch.as_tensor(np.stack(out)[:, None], dtype=prior.dtype, device=prior.device)
