@@ -16,7 +16,8 @@ from monai_fewshot.registry import DATASETS, FEWSHOT_NETWORKS, read_dataset_spec
 __all__ = ["main"]
 
 REPO = Path(__file__).resolve().parents[1]  # the checkout (benchmarks/, .venv-label); site-packages in a wheel install
-TRAINING_FREE = {"registration": "registration.json", "registration_intensity": "registration_intensity.json"}  # evaluate --network: methods without weights (bundle overlays)
+#: evaluate --network: methods without weights (bundle overlays)
+TRAINING_FREE = {"registration": "registration.json", "registration_intensity": "registration_intensity.json"}
 #: segment --support: the seed slices' network; registration seeds gave the best whole-volume Dice on CHAOS
 SEGMENT_NETWORK = "registration"
 

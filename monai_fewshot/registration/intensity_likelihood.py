@@ -84,7 +84,9 @@ class SupportIntensity(NamedTuple):
     reference: torch.Tensor  # (B,) mean ratio inside the support's own organ (0 where there is none)
 
 
-def support_likelihood_ratio(query: torch.Tensor, support: torch.Tensor, support_mask: torch.Tensor, ring: float = 0.05) -> SupportIntensity:
+def support_likelihood_ratio(
+    query: torch.Tensor, support: torch.Tensor, support_mask: torch.Tensor, ring: float = 0.05
+) -> SupportIntensity:
     """Each query pixel's intensity log-likelihood ratio under its episode's support organ (all shots pooled)
     against the organ's surroundings: positive on organ-like intensities, negative on its neighbours'.
 
@@ -103,7 +105,8 @@ def support_likelihood_ratio(query: torch.Tensor, support: torch.Tensor, support
     """
     ring_pixels = max(1, round(ring * float(np.mean(query.shape[2:]))))
     ratios, references = [], []
-    for q, shots, masks in zip(query[:, 0].detach().cpu().numpy(), support[:, :, 0].detach().cpu().numpy(), support_mask[:, :, 0].detach().cpu().numpy() > 0):
+    queries, supports = query[:, 0].detach().cpu().numpy(), support[:, :, 0].detach().cpu().numpy()
+    for q, shots, masks in zip(queries, supports, support_mask[:, :, 0].detach().cpu().numpy() > 0):
         painted = [k for k in range(len(shots)) if masks[k].any()]
         low, high = np.percentile(np.concatenate([q.ravel(), shots.ravel()]), [0.5, 99.5])
         if not painted or high <= low:  # no organ, or blank images: no intensity tells organ from surroundings
