@@ -14,10 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import SimpleITK as sitk
-from scipy import ndimage
 
 from monai_fewshot.inferers.annotated_slices import choose_label_value
-from monai_fewshot.registration import IntensityLikelihood, corrected_region, demons_transform
+from monai_fewshot.registration import IntensityLikelihood, corrected_region, demons_transform, is_solid
 from monai_fewshot.registration.pairwise import numpy_array, sitk_image
 from monai_fewshot.transforms.intensity import robust_zscore
 
@@ -232,7 +231,7 @@ def propagate_annotation(
     ring_pixels = max(1, round(ring / float(np.mean(in_plane))))
     likelihood = IntensityLikelihood([volume[..., k] for k in supports], [painted[..., k] for k in supports], edges, ring_pixels)
     reference = max(likelihood.reference, 1e-6)
-    solid = all(np.array_equal(ndimage.binary_fill_holes(painted[..., k]), painted[..., k]) for k in supports)
+    solid = is_solid([painted[..., k] for k in supports])
     carry = _Carrier(volume, likelihood, margin, iterations, sigma, likelihood_weight, solid, coarse_above)
     depth = volume.shape[-1]
 

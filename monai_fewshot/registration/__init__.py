@@ -7,6 +7,7 @@ from monai_fewshot.registration.intensity_likelihood import (
     SupportIntensity,
     corrected_region,
     intensity_corrected_logits,
+    is_solid,
     support_likelihood_ratio,
 )
 from monai_fewshot.registration.organ_location import OrganLocation, locate_organ
@@ -33,6 +34,7 @@ __all__ = [
     "demons_transform",
     "intensity_corrected_registration",
     "intensity_corrected_logits",
+    "is_solid",
     "locate_organ",
     "register_pairs",
     "register_support",

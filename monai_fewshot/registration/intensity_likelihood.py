@@ -15,6 +15,7 @@ __all__ = [
     "SupportIntensity",
     "corrected_region",
     "intensity_corrected_logits",
+    "is_solid",
     "support_likelihood_ratio",
 ]
 
@@ -51,6 +52,12 @@ class IntensityLikelihood:
         return self.log_ratio[index]
 
 
+def is_solid(masks: Sequence[np.ndarray]) -> bool:
+    """Whether no (H, W) mask has a hole. Where one has (a myocardium's blood pool, a vessel left out of a
+    liver), the corrected region keeps its holes (:func:`corrected_region`'s ``fill``): a ring stays a ring."""
+    return all(np.array_equal(ndimage.binary_fill_holes(mask), mask) for mask in (np.asarray(m, dtype=bool) for m in masks))
+
+
 def corrected_region(soft: np.ndarray, ratio: np.ndarray, weight: float, fill: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """A carried or registered soft mask moved to where the organ's intensities end.
 
@@ -82,6 +89,7 @@ class SupportIntensity(NamedTuple):
 
     ratio: torch.Tensor  # (B, 1, *S) the query's log-likelihood ratios
     reference: torch.Tensor  # (B,) mean ratio inside the support's own organ (0 where there is none)
+    solid: torch.Tensor  # (B,) bool: the support organ has no holes (:func:`is_solid`), so the correction fills them
 
 
 def support_likelihood_ratio(
@@ -104,7 +112,7 @@ def support_likelihood_ratio(
         foreground or whose images are blank.
     """
     ring_pixels = max(1, round(ring * float(np.mean(query.shape[2:]))))
-    ratios, references = [], []
+    ratios, references, solid = [], [], []
     queries, supports = query[:, 0].detach().cpu().numpy(), support[:, :, 0].detach().cpu().numpy()
     for q, shots, masks in zip(queries, supports, support_mask[:, :, 0].detach().cpu().numpy() > 0):
         painted = [k for k in range(len(shots)) if masks[k].any()]
@@ -112,18 +120,22 @@ def support_likelihood_ratio(
         if not painted or high <= low:  # no organ, or blank images: no intensity tells organ from surroundings
             ratios.append(np.zeros_like(q))
             references.append(0.0)
+            solid.append(True)
             continue
         model = IntensityLikelihood(shots[painted], masks[painted], np.linspace(low, high, 49), ring_pixels)
         ratios.append(model(q))
         references.append(model.reference)
+        solid.append(is_solid(masks[painted]))
     return SupportIntensity(
         torch.as_tensor(np.stack(ratios)[:, None], dtype=query.dtype, device=query.device),
         torch.as_tensor(references, dtype=query.dtype, device=query.device),
+        torch.as_tensor(solid, dtype=torch.bool, device=query.device),
     )
 
 
 def intensity_corrected_logits(prior: torch.Tensor, intensity: SupportIntensity, weight: float) -> torch.Tensor:
-    """The registered mask moved to where the organ's intensities end (:func:`corrected_region`), as logits.
+    """The registered mask moved to where the organ's intensities end (:func:`corrected_region`, holes filled
+    only where the support organ has none), as logits.
 
     The weight is scaled per episode by how much the query under the registered mask looks like the support's
     organ (its mean ratio there over the support's own, clipped to [0, 1]): where another patient's organ has
@@ -139,9 +151,10 @@ def intensity_corrected_logits(prior: torch.Tensor, intensity: SupportIntensity,
     """
     out = []
     ratios, references = intensity.ratio[:, 0].detach().cpu().numpy(), intensity.reference.detach().cpu().numpy()
-    for soft, ratio, reference in zip(prior[:, 0].detach().cpu().numpy(), ratios, references):
+    solid = intensity.solid.detach().cpu().numpy()
+    for soft, ratio, reference, fill in zip(prior[:, 0].detach().cpu().numpy(), ratios, references, solid):
         registered = soft >= 0.5
         trust = float(np.clip(ratio[registered].mean() / reference, 0.0, 1.0)) if registered.any() and reference > 0 else 0.0
-        logit, region = corrected_region(soft, ratio, weight * trust)
+        logit, region = corrected_region(soft, ratio, weight * trust, bool(fill))
         out.append(np.where(region, 1, -1) * (np.abs(logit) + 0.1))
     return torch.as_tensor(np.stack(out)[:, None], dtype=prior.dtype, device=prior.device)

@@ -56,9 +56,10 @@ def test_an_episode_without_support_foreground_gets_zeros(liver_slice, other_pat
     query = torch.from_numpy(other_patient[0])[None, None].expand(2, -1, -1, -1)
     masks = torch.from_numpy(support_mask)[None, None, None].float().repeat(2, 1, 1, 1, 1)
     masks[1] = 0
-    ratio, reference = support_likelihood_ratio(query, torch.from_numpy(support)[None, None, None].expand(2, -1, -1, -1, -1), masks)
+    ratio, reference, solid = support_likelihood_ratio(query, torch.from_numpy(support)[None, None, None].expand(2, -1, -1, -1, -1), masks)
     assert ratio[0].abs().sum() > 0 and torch.equal(ratio[1], torch.zeros_like(ratio[1]))
     assert reference[0] > 0 and reference[1] == 0
+    assert solid.tolist() == [True, True]  # a liver has no holes; nothing painted, nothing to keep open
 
 
 def test_the_correction_moves_the_boundary_but_adds_no_region_away_from_the_registered_mask():
@@ -68,13 +69,28 @@ def test_the_correction_moves_the_boundary_but_adds_no_region_away_from_the_regi
     ratio = torch.from_numpy(np.where(organ | lookalike, 4.0, -4.0).astype(np.float32))[None, None]
     registered = torch.from_numpy(((yy - 23) ** 2 + (xx - 23) ** 2 < 10**2).astype(np.float32))[None, None]  # 3 px off
     # the support's own organ scored 4 on average, the query under the registered mask less: trusted in part
-    logits = intensity_corrected_logits(registered, SupportIntensity(ratio, torch.tensor([4.0])), 2.0)[0, 0].numpy()
+    logits = intensity_corrected_logits(registered, SupportIntensity(ratio, torch.tensor([4.0]), torch.tensor([True])), 2.0)[0, 0].numpy()
     assert dice(logits > 0, organ) > 0.9 > dice(registered[0, 0].numpy() > 0, organ) + 0.1
     assert not (logits > 0)[lookalike].any()
     assert np.all(np.abs(logits) >= 0.1)
     # a query whose registered region looks nothing like the support's organ keeps the registered mask
-    unlike = intensity_corrected_logits(registered, SupportIntensity(-ratio, torch.tensor([4.0])), 2.0)[0, 0].numpy()
+    unlike = intensity_corrected_logits(registered, SupportIntensity(-ratio, torch.tensor([4.0]), torch.tensor([True])), 2.0)[0, 0].numpy()
     assert dice(unlike > 0, registered[0, 0].numpy() > 0) > 0.95
+
+
+def test_a_ring_shaped_support_organ_stays_a_ring():
+    # a myocardium: a dark ring between a bright blood pool and mid-grey surroundings
+    yy, xx = np.mgrid[:64, :64]
+    radius = np.hypot(yy - 32, xx - 32)
+    ring = (radius >= 8) & (radius < 14)
+    image = np.where(radius < 8, 3.0, np.where(ring, 1.0, 2.0)) + np.random.default_rng(0).normal(0, 0.1, (64, 64))
+    image = torch.from_numpy(image.astype(np.float32))
+    intensity = support_likelihood_ratio(image[None, None], image[None, None, None], torch.from_numpy(ring)[None, None, None].float())
+    assert intensity.solid.tolist() == [False]
+    registered = torch.from_numpy(((radius >= 9) & (radius < 15)).astype(np.float32))[None, None]  # 1 px off
+    corrected = intensity_corrected_logits(registered, intensity, 2.0)[0, 0].numpy() > 0
+    assert not corrected[radius < 6].any()  # the blood pool is not filled in
+    assert dice(corrected, ring) > 0.9
 
 
 def test_intensity_corrected_registration_beats_registration_across_patients(chaos_volume, volume_1):
