@@ -76,7 +76,6 @@ def test_registration_overlays_parse():
     """registration_guided.json wraps the network in RegistrationGuided and widens the augmentation; registration.json
     scores the training-free method alone, on every fold, with no checkpoint; registration_intensity.json scores its
     intensity-corrected form beside it."""
-    from monai_fewshot.networks import ResizedFewShot
     from monai_fewshot.registration import INTENSITY_WEIGHT, RegistrationGuided, SupportRegistration
 
     configs = BUNDLE / "configs"
@@ -86,16 +85,6 @@ def test_registration_overlays_parse():
     assert isinstance(network.network, RegistrationGuided) and network.network.prior_weight == 1.0
     assert network.network.intensity_weight == INTENSITY_WEIGHT
     assert guided["train#dataset#augmentation"]["rotate_degrees"] == 15.0
-    # evaluation registers at the data's grid and runs the network at its working size; training stays at 128 px
-    evaluated = ConfigParser()
-    evaluated.read_config([str(configs / name) for name in ("train.json", "evaluate.json", "registration_guided.json")])
-    at_data_grid = evaluated.get_parsed_content("eval_network_def")
-    assert isinstance(at_data_grid, RegistrationGuided) and isinstance(at_data_grid.network, ResizedFewShot)
-    assert at_data_grid.intensity_weight == INTENSITY_WEIGHT and at_data_grid.network.spatial_size == (128, 128)
-    assert at_data_grid.state_dict().keys() == network.state_dict().keys()  # one model file serves both
-    plain = ConfigParser()
-    plain.read_config([str(configs / "train.json"), str(configs / "evaluate.json")])
-    assert plain.get_parsed_content("eval_network_def") is plain.get_parsed_content("network_def")
     alone = ConfigParser()
     alone.read_config([str(configs / name) for name in ("train.json", "evaluate.json", "registration.json")])
     assert alone["score_model"] is False and alone["score_registration"] is True and alone["checkpoint"] is None
