@@ -30,7 +30,12 @@ from monai_fewshot.data import CHAOS_CLASSES
 from monai_fewshot.data.builders import protocol_slices
 from monai_fewshot.losses import CATNetLoss
 from monai_fewshot.networks import ResizedFewShot, catnet_light
-from monai_fewshot.registration import INTENSITY_WEIGHT, RegistrationGuided, register_support, intensity_corrected_registration
+from monai_fewshot.registration import (
+    INTENSITY_WEIGHT,
+    RegistrationGuided,
+    intensity_corrected_registration,
+    register_support,
+)
 from monai_fewshot.utils import write_text_atomic
 
 STAGES = {  # register_support options of each stage sequence

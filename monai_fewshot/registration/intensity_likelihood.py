@@ -55,7 +55,8 @@ class IntensityLikelihood:
 def is_solid(masks: Sequence[np.ndarray]) -> bool:
     """Whether no (H, W) mask has a hole. Where one has (a myocardium's blood pool, a vessel left out of a
     liver), the corrected region keeps its holes (:func:`corrected_region`'s ``fill``): a ring stays a ring."""
-    return all(np.array_equal(ndimage.binary_fill_holes(mask), mask) for mask in (np.asarray(m, dtype=bool) for m in masks))
+    masks = [np.asarray(mask, dtype=bool) for mask in masks]
+    return all(np.array_equal(ndimage.binary_fill_holes(mask), mask) for mask in masks)
 
 
 def corrected_region(soft: np.ndarray, ratio: np.ndarray, weight: float, fill: bool = True) -> tuple[np.ndarray, np.ndarray]:
