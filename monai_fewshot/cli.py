@@ -32,9 +32,10 @@ def _bundle_dir(args: argparse.Namespace, default: str = "catnet_fewshot") -> Pa
 def _run_bundle(bundle: Path, configs: list[str], **overrides) -> int:
     """MONAI's ``bundle run`` in a child process (:mod:`monai_fewshot.bundle_runner`: failures in one line), so its
     logging and failures stay its own. Paths are passed absolute (``--output 2024`` stays a folder, not a number).
-    SIGINT, SIGTERM and SIGHUP are forwarded to the child, which runs in its own process group, and the command
-    waits for it: stopping the command stops the run, and no trainer is left behind. The child's allocator keeps
-    freed memory (:data:`~monai_fewshot.bundle_runner.ALLOCATOR_TUNABLES`)."""
+    The child runs in its own process group; SIGINT, SIGTERM and SIGHUP are forwarded to that whole group, as a
+    terminal signals its foreground job, and the command waits for the child: stopping the command stops the run
+    and the worker processes it started (data loaders, registration pools), and nothing is left behind. The
+    child's allocator keeps freed memory (:data:`~monai_fewshot.bundle_runner.ALLOCATOR_TUNABLES`)."""
     files = [str(bundle / "configs" / c) for c in configs]
     command = [sys.executable, "-m", "monai_fewshot.bundle_runner", "run",
                "--config_file", files[0] if len(files) == 1 else repr(files),
@@ -45,13 +46,21 @@ def _run_bundle(bundle: Path, configs: list[str], **overrides) -> int:
             command += [f"--{key}", repr(value) if isinstance(value, (list, tuple)) else str(value)]
     child = subprocess.Popen(command, process_group=0, env=child_environment())
     forwarded = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous = {s: signal.signal(s, lambda signum, _: child.send_signal(signum)) for s in forwarded}
+    previous = {s: signal.signal(s, lambda signum, _: _signal_group(child, signum)) for s in forwarded}
     try:
         status = child.wait()
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
     return 128 - status if status < 0 else status  # killed by signal N: the shell's 128 + N
+
+
+def _signal_group(child: subprocess.Popen, signum: int) -> None:
+    """Send ``signum`` to every process of ``child``'s process group (the child leads it), if any is left."""
+    try:
+        os.killpg(child.pid, signum)
+    except ProcessLookupError:
+        pass
 
 
 def _absolute(overrides: dict) -> dict:

@@ -104,6 +104,47 @@ def test_sigterm_stops_the_bundle_child(tmp_path):
         os.kill(child, 0)
 
 
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (Linux's /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads the process table from Linux's /proc")
+def test_sigterm_stops_the_worker_processes_of_the_bundle_child(tmp_path):
+    """An evaluation's registration workers end with it: they were left sleeping when only the child was signalled."""
+    pid_file = tmp_path / "child.pid"
+    bundle = _fake_bundle(tmp_path / "bundle", {"inference.json": {
+        "imports": ["$import os", "$import time", "$from monai_fewshot.registration.parallel import process_pool"],
+        "run": [f"$open({str(pid_file)!r}, 'w').write(str(os.getpid()))",
+                "$process_pool(2).submit(time.sleep, 300)", "$time.sleep(300)"],
+    }, "registration.json": {}})
+    parent = subprocess.Popen(_command("--bundle", str(bundle), "segment", "--support", "s.nii.gz", "--support-label",
+                                       "l.nii.gz", "--class-value", "1", "--query", "q.nii.gz", "--output", str(tmp_path)))
+    deadline = time.monotonic() + 120
+    while not (pid_file.is_file() and pid_file.read_text() and _children(int(pid_file.read_text()))):
+        assert time.monotonic() < deadline, "the bundle child started no worker process"
+        time.sleep(0.2)
+    child = int(pid_file.read_text())
+    workers = _children(child)
+    parent.send_signal(signal.SIGTERM)
+    assert parent.wait(timeout=60) == 128 + signal.SIGTERM
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+    for pid in left:  # a failing run cleans up after itself
+        os.kill(pid, signal.SIGKILL)
+    assert not left, "worker processes left running"
+
+
 def _evaluation_bundle(folder: Path, fail: bool) -> Path:
     write = "$open(@eval_dir + '/registration_dice.md', 'w').write('new table')"
     return _fake_bundle(folder, {
