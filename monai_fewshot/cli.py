@@ -140,11 +140,23 @@ def _evaluate_overrides(args: argparse.Namespace) -> dict:
     common = _dataset_overrides(args) | {
         "eval_dir": args.output and Path(args.output), "eval_split": args.split, "eval_folds": folds or None,
         "eval_scored": "volume" if args.whole_volume or args.propagate else None, "eval_propagate": args.propagate or None,
-        "registration_workers": args.workers,
+        "registration_workers": args.workers, "registration_seeds": _registration_seeds(args),
     }
     if args.network in TRAINING_FREE:
         return common
     return common | _model_overrides(args)
+
+
+def _registration_seeds(args: argparse.Namespace) -> list[int] | None:
+    """``--registration-seeds N`` as the bundle's ``registration_seeds`` (0 .. N-1), where a prior is registered."""
+    if args.registration_seeds is None:
+        return None
+    if not (_guided(args) or args.network == "registration_intensity"):
+        raise SystemExit("error: --registration-seeds applies to --guided and --network registration_intensity, whose "
+                         "prior is a registered mask.")
+    if args.registration_seeds < 1:
+        raise SystemExit(f"error: --registration-seeds must be >= 1, got {args.registration_seeds}.")
+    return list(range(args.registration_seeds))
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -164,6 +176,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         if absent:
             raise SystemExit(f"error: --folds {' '.join(map(str, sorted(set(args.folds))))}: no model at {', '.join(absent)}.")
     target = Path(resolved["eval_dir"]).resolve()
+    if args.registration_seeds and args.registration_seeds > 1 and not args.output:  # beside the one-seed evaluation
+        target = target.with_name(f"{target.name}_seeds{args.registration_seeds}")
     if target.exists() and any(target.iterdir()) and not args.overwrite:
         raise SystemExit(f"error: {target} holds an earlier evaluation: --overwrite replaces it, --output names another "
                          "folder.")
@@ -411,6 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "keep their own CSVs for `compare NAME=CSV,CSV`")
     evaluate.add_argument("--exclude", type=int, nargs="*",
                           help="Setting 2: the class values the models were trained without; only those are scored")
+    evaluate.add_argument("--registration-seeds", type=int, metavar="N", help="register each support N times (the "
+                          "affine stage's sampling seeds 0 .. N-1) and average the warped masks into the prior: "
+                          "--guided and --network registration_intensity (bundle default 1)")
     evaluate.set_defaults(run=_evaluate)
 
     compare = commands.add_parser(

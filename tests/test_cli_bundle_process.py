@@ -175,6 +175,25 @@ def test_evaluate_replaces_an_earlier_evaluation_whole_or_not_at_all(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad", "eval", "ok"]  # no staging folder left
 
 
+def test_registration_seeds_reach_the_bundle_and_name_their_own_evaluation(tmp_path):
+    """``--registration-seeds 3`` is the bundle's ``registration_seeds`` [0, 1, 2]; the default folder gets
+    ``_seeds3`` so that the one-seed evaluation stays; a network without a registered prior refuses it."""
+    bundle = _fake_bundle(tmp_path / "bundle", {
+        "train.json": {"eval_dir": str(tmp_path / "eval" / "chaos_registration_intensity_test"), "registration_seeds": [0]},
+        "evaluate.json": {"run": ["$open(@eval_dir + '/seeds.txt', 'w').write(str(@registration_seeds))"]},
+        "registration_intensity.json": {},
+    })
+    args = ["--bundle", str(bundle), "evaluate", "--data", str(tmp_path)]
+    assert main([*args, "--network", "registration_intensity", "--registration-seeds", "3"]) == 0
+    assert (tmp_path / "eval" / "chaos_registration_intensity_test_seeds3" / "seeds.txt").read_text() == "[0, 1, 2]"
+    assert main([*args, "--network", "registration_intensity"]) == 0
+    assert (tmp_path / "eval" / "chaos_registration_intensity_test" / "seeds.txt").read_text() == "[0]"
+    with pytest.raises(SystemExit, match="--registration-seeds applies to --guided"):
+        main([*args, "--network", "catnet", "--registration-seeds", "3"])
+    with pytest.raises(SystemExit, match="--registration-seeds must be >= 1"):
+        main([*args, "--network", "registration_intensity", "--registration-seeds", "0"])
+
+
 def test_bundle_processes_keep_freed_memory_unless_the_user_set_the_allocator(monkeypatch):
     from monai_fewshot.bundle_runner import ALLOCATOR_TUNABLES, child_environment
 

@@ -23,7 +23,8 @@ class AlignedEpisode(NamedTuple):
     """Support shots on the query's grid. A shot whose warped mask lost all its foreground (registered out of
     view) keeps its original image and mask, and its prior is the (near-empty) warped soft mask. A blank
     (constant) query, such as an empty slice at a volume's edge, holds no organ: its shots stay as they are
-    and their prior is empty."""
+    and their prior is empty. Registered with several seeds, a shot's image and mask are the first seed's and
+    its prior the mean of every seed's warped soft mask."""
 
     support: torch.Tensor  # (B, K, C, *S) warped support images
     support_mask: torch.Tensor  # (B, K, 1, *S) warped masks binarised at 0.5
@@ -49,6 +50,7 @@ def align_episode_batch(
     support_mask: torch.Tensor,
     workers: int = 1,
     spacing: Sequence[float] | None = None,
+    seeds: Sequence[int] | None = None,
     **options: Any,
 ) -> AlignedEpisode:
     """Register each support shot onto its query (first channels) and warp the shot's channels and mask.
@@ -57,8 +59,11 @@ def align_episode_batch(
         query: (B, C, *S) query images.
         support: (B, K, C, *S) support images.
         support_mask: (B, K, 1, *S) support masks (foreground > 0).
-        workers: worker processes for the B x K registrations.
+        workers: worker processes for the B x K registrations (x seeds).
         spacing: millimetres per spatial axis of query and support (default 1).
+        seeds: register each shot once per seed of the affine stage's metric sampling and average the warped
+            soft masks into the prior (the affine's optimum moves with its samples; the mean is steadier).
+            Defaults to None: once, with ``options``' seed.
         options: further keyword arguments of :func:`~monai_fewshot.registration.register_support`.
 
     Returns:
@@ -76,24 +81,35 @@ def align_episode_batch(
     blank = [np.ptp(q[i, 0]) == 0 for i in range(b)]
     pairs = [(q[i, 0], s[i, j, 0], m[i, j, 0]) for i in range(b) for j in range(k) if not blank[i]]
     spacing = None if spacing is None else tuple(spacing)
-    results = iter(register_pairs(pairs, workers, query_spacing=spacing, support_spacing=spacing, **options))
-    images, masks = [], []
+    if seeds is not None and len(seeds) == 0:
+        raise ValueError("seeds must name at least one seed, got none.")
+    if seeds is not None and "seed" in options:
+        raise ValueError(f"give seeds or seed, not both: got seeds={list(seeds)} and seed={options['seed']}.")
+    seeds = [options.pop("seed", 0)] if seeds is None else list(seeds)
+    by_seed = [
+        register_pairs(pairs, workers, query_spacing=spacing, support_spacing=spacing, seed=seed, **options) for seed in seeds
+    ]
+    per_pair = iter(zip(*by_seed))
+    images, masks, priors = [], [], []
     for index in range(b * k):
         i, j = divmod(index, k)
         if blank[i]:
             images.append(s[i, j])
             masks.append(np.zeros_like(m[i, j]))
+            priors.append(masks[-1])
             continue
-        result = next(results)
+        first, *others = next(per_pair)
         if s.shape[2] == 1:
-            images.append(result.warped_image[None])
+            images.append(first.warped_image[None])
         else:
-            images.append(_warp_channels(s[i, j], q[i, 0], result.transform, spacing))
-        masks.append(result.warped_mask[None])
+            images.append(_warp_channels(s[i, j], q[i, 0], first.transform, spacing))
+        masks.append(first.warped_mask[None])
+        priors.append(np.mean([r.warped_mask for r in (first, *others)], axis=0)[None])
     aligned = torch.from_numpy(np.stack(images).reshape(b, k, *images[0].shape)).to(query)
     soft = torch.from_numpy(np.stack(masks).reshape(b, k, *masks[0].shape)).to(query)
+    prior = torch.from_numpy(np.stack(priors).reshape(b, k, *priors[0].shape)).to(query)
     binary = (soft >= 0.5).to(query)
     kept = binary.flatten(2).any(2).view(b, k, *[1] * (binary.ndim - 2))
     return AlignedEpisode(
-        torch.where(kept, aligned, support.to(query)), torch.where(kept, binary, (support_mask > 0).to(query)), soft
+        torch.where(kept, aligned, support.to(query)), torch.where(kept, binary, (support_mask > 0).to(query)), prior
     )

@@ -42,7 +42,8 @@ class RegistrationGuided(FewShotWrapper):
         workers: worker processes for the batch's registrations. Defaults to 1.
         spacing: millimetres per spatial axis (default 1 per axis).
         registration: keyword arguments of :func:`~monai_fewshot.registration.register_support`
-            (e.g. ``{"deformable": None}``).
+            (e.g. ``{"deformable": None}``), or ``seeds`` (:func:`~monai_fewshot.registration.align_episode_batch`:
+            the prior averaged over several registrations).
 
     Shapes:
         query (B, C, *S), support (B, K, C, *S), support_mask (B, K, 1, *S) -> the network's output.

@@ -34,7 +34,8 @@ class SupportRegistration(nn.Module):
         deformable: ``"demons"`` (default), ``"bspline"`` or None (affine only).
         intensity_weight: weight of the intensity log-likelihood ratio (0, the default, disables it).
         ring: width of the organ's surroundings for the intensity model, a fraction of the image side.
-        options: further keyword arguments of :func:`~monai_fewshot.registration.register_support`.
+        options: further keyword arguments of :func:`~monai_fewshot.registration.register_support`, or ``seeds``
+            (:func:`~monai_fewshot.registration.align_episode_batch`: the prior averaged over several registrations).
 
     Shapes:
         query (B, C, *S), support (B, K, C, *S), support_mask (B, K, 1, *S) -> logits (B, 1, *S): the logit

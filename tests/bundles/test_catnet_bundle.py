@@ -93,6 +93,11 @@ def test_registration_overlays_parse():
     method = corrected.get_parsed_content("network_def")
     assert isinstance(method, SupportRegistration) and method.intensity_weight == INTENSITY_WEIGHT > 0
     assert corrected["score_model"] is True and corrected["score_registration"] is True and corrected["checkpoint"] is None
+    # one registration per support unless registration_seeds names more
+    assert network.network.registration == {"seeds": [0]} and method.options["seeds"] == [0]
+    corrected.update({"registration_seeds": [0, 1, 2]})
+    corrected.parse()
+    assert corrected.get_parsed_content("network_def").options["seeds"] == [0, 1, 2]
 
 
 def test_verify_metadata_with_the_local_schema(meta_schema):

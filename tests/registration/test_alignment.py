@@ -53,6 +53,20 @@ def test_aligned_episodes_keep_image_and_mask_together(episode):
     assert dice(episode["support_mask"][0, 0].numpy() > 0, episode["truth"]) < 0.8
 
 
+def test_several_seeds_average_their_warped_masks_into_the_prior(episode):
+    """With seeds (0, 1, 2) the prior is the mean of the three one-seed priors; image and mask stay the first seed's."""
+    args = episode["query"][None], episode["support"][None], episode["support_mask"][None]
+    single = [align_episode_batch(*args, seed=seed) for seed in (0, 1, 2)]
+    several = align_episode_batch(*args, seeds=(0, 1, 2))
+    assert not torch.equal(single[0].prior, single[1].prior)  # the seeds move the affine stage
+    torch.testing.assert_close(several.prior, torch.stack([one.prior for one in single]).mean(0))
+    assert torch.equal(several.support, single[0].support) and torch.equal(several.support_mask, single[0].support_mask)
+    with pytest.raises(ValueError, match="at least one seed"):
+        align_episode_batch(*args, seeds=())
+    with pytest.raises(ValueError, match="seeds or seed, not both"):
+        align_episode_batch(*args, seeds=(1,), seed=2)
+
+
 def test_a_shot_registered_out_of_view_keeps_its_original_support():
     yy, xx = torch.meshgrid(torch.arange(48.0), torch.arange(48.0), indexing="ij")
     blob = lambda cy, cx: torch.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 60.0)  # noqa: E731
