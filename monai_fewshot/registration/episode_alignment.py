@@ -59,7 +59,7 @@ def align_episode_batch(
         query: (B, C, *S) query images.
         support: (B, K, C, *S) support images.
         support_mask: (B, K, 1, *S) support masks (foreground > 0).
-        workers: worker processes for the B x K registrations (x seeds).
+        workers: worker processes for the B x K registrations (of each seed in turn).
         spacing: millimetres per spatial axis of query and support (default 1).
         seeds: register each shot once per seed of the affine stage's metric sampling and average the warped
             soft masks into the prior (the affine's optimum moves with its samples; the mean is steadier).

@@ -342,19 +342,20 @@ def test_located_propagation_is_scored_through_the_command(small_chaos, tmp_path
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "overlay, data, evaluation, name",
-    [("alpnet.json", "chaos_t2_mri", "chaos_alpnet_test_fold0", "alpnet"),
-     ("cmr.json", "cmr_mscmrseg_bssfp", "cmr_test_fold0", "catnet"),
-     ("cloformer_xxs.json", "chaos_t2_mri", "chaos_cloformer_xxs_test_fold0", "catnet")],
+    "overlays, data, evaluation, name",
+    [(("alpnet.json",), "chaos_t2_mri", "chaos_alpnet_test_fold0", "alpnet"),
+     (("cmr.json",), "cmr_mscmrseg_bssfp", "cmr_test_fold0", "catnet"),
+     (("cmr.json", "registration_guided.json"), "cmr_mscmrseg_bssfp", "cmr_registration_guided_test_fold0", "catnet"),
+     (("cloformer_xxs.json",), "chaos_t2_mri", "chaos_cloformer_xxs_test_fold0", "catnet")],
 )
-def test_plain_bundle_runs_of_the_overlays_reproduce_the_committed_fold0_tables(overlay, data, evaluation, name, tmp_path):
-    """``python -m monai.bundle run`` with train.json, evaluate.json and one overlay file (overrides: the data
+def test_plain_bundle_runs_of_the_overlays_reproduce_the_committed_fold0_tables(overlays, data, evaluation, name, tmp_path):
+    """``python -m monai.bundle run`` with train.json, evaluate.json and the overlay files (overrides: the data
     folder, fold 0, the output folder, no registration scoring) scores the shipped fold-0 weights of that family
     as the committed table does, to 0.01 Dice per class."""
     from monai_fewshot.metrics import FewShotScoreTable
     from tests.conftest import require_shared
 
-    run_bundle("run", "train.json", "evaluate.json", overlay, eval_folds="[0]", score_registration=False,
+    run_bundle("run", "train.json", "evaluate.json", *overlays, eval_folds="[0]", score_registration=False,
                eval_dir=tmp_path, dataset_dir=require_shared(data))
     reproduced = FewShotScoreTable.from_csv(tmp_path / f"{name}_dice.csv").per_fold()[0]
     committed = FewShotScoreTable.from_csv(BUNDLE / "eval" / evaluation / f"{name}_dice.csv").per_fold()[0]
