@@ -98,13 +98,14 @@ def align_episode_batch(
             masks.append(np.zeros_like(m[i, j]))
             priors.append(masks[-1])
             continue
-        first, *others = next(per_pair)
+        results = next(per_pair)
+        first = results[0]
         if s.shape[2] == 1:
             images.append(first.warped_image[None])
         else:
             images.append(_warp_channels(s[i, j], q[i, 0], first.transform, spacing))
         masks.append(first.warped_mask[None])
-        priors.append(np.mean([r.warped_mask for r in (first, *others)], axis=0)[None])
+        priors.append(np.mean([r.warped_mask for r in results], axis=0)[None])
     aligned = torch.from_numpy(np.stack(images).reshape(b, k, *images[0].shape)).to(query)
     soft = torch.from_numpy(np.stack(masks).reshape(b, k, *masks[0].shape)).to(query)
     prior = torch.from_numpy(np.stack(priors).reshape(b, k, *priors[0].shape)).to(query)
