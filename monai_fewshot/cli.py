@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from monai_fewshot.bundle_runner import BUNDLES, DEBUG_ENV, bundle_values, child_environment, user_error
-from monai_fewshot.registry import DATASETS, FEWSHOT_NETWORKS, read_dataset_spec, trained_networks
+from monai_fewshot.registry import DATASETS, FEWSHOT_NETWORKS, model_family, read_dataset_spec, trained_networks
 
 __all__ = ["main"]
 
@@ -234,6 +234,8 @@ def _segment(args: argparse.Namespace) -> int:
     if missing:
         raise SystemExit(f"error: segmenting from a support volume needs {', '.join(missing)}.")
     bundle = _bundle_dir(args)
+    if args.network is None:
+        args.network = "catnet" if args.guided else SEGMENT_NETWORK
     overrides = {
         "support_image": Path(args.support).resolve(), "support_label": Path(args.support_label).resolve(),
         "class_value": args.class_value, "query_images": repr([str(Path(q).resolve()) for q in args.query]),
@@ -242,10 +244,20 @@ def _segment(args: argparse.Namespace) -> int:
     if args.network in TRAINING_FREE:
         if args.checkpoint:
             raise SystemExit(f"error: --network {args.network} has no weights: leave out --checkpoint.")
+        if args.guided:
+            raise SystemExit(f"error: --network {args.network} is registration already: leave out --guided.")
         configs = ["inference.json", TRAINING_FREE[args.network]]
     else:
-        configs = ["inference.json"]
-        overrides |= {"network_name": args.network, "checkpoint": Path(args.checkpoint) if args.checkpoint else None}
+        configs = ["inference.json", *_overlays(args)]
+        checkpoint = Path(args.checkpoint) if args.checkpoint else None
+        if args.guided and checkpoint is None:  # the CHAOS fold-0 model of the network's guided family
+            checkpoint = bundle / "models" / Path(*model_family("chaos", args.network, guided=True)) / "model_fold0.pt"
+        if checkpoint is not None and not checkpoint.is_file():
+            raise SystemExit(f"error: --checkpoint: no model at {checkpoint}.")
+        overrides |= {"network_name": args.network, "checkpoint": checkpoint and checkpoint.resolve()}
+    seeds = _registration_seeds(args)
+    if seeds is not None:
+        overrides["registration_seeds"] = seeds
     status = _run_bundle(bundle, configs, **overrides)
     if status == 0:
         from monai_fewshot.inferers import output_names
@@ -467,9 +479,12 @@ def build_parser() -> argparse.ArgumentParser:
                          "<query>_seg.nii.gz with --query")
     segment.add_argument("--checkpoint", help="weights of --network (default: the bundle's models/model.pt)")
     seeders = trained_networks() + sorted(TRAINING_FREE)
-    segment.add_argument("--network", choices=seeders, default=SEGMENT_NETWORK, help="with --support: the network that "
-                         f"predicts the seed slices (default {SEGMENT_NETWORK}, the best whole-volume Dice measured; "
-                         "catnet: the bundle's shipped model)")
+    segment.add_argument("--network", choices=seeders, help="with --support: the network that predicts the seed slices "
+                         f"(default {SEGMENT_NETWORK}, catnet with --guided; catnet: the bundle's shipped model)")
+    segment.add_argument("--guided", action="store_true", help="with --support: seeds by the registration-guided "
+                         "network (default weights: models/registration_guided/model_fold0.pt, trained on CHAOS)")
+    segment.add_argument("--registration-seeds", type=int, metavar="N", help="with --support and --guided or --network "
+                         "registration_intensity: register each support N times and average the warped masks (default 1)")
     segment.set_defaults(run=_segment)
 
     restore = commands.add_parser(

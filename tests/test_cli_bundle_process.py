@@ -85,6 +85,24 @@ def test_segment_from_a_support_volume_seeds_with_the_named_network(tmp_path):
         assert 2 * (mask & truth).sum() / (mask.sum() + truth.sum()) > 0.5, network
 
 
+def test_segment_from_a_support_volume_with_the_guided_network(tmp_path):
+    """``--guided`` seeds with the shipped registration-guided model (its prior averaged over
+    ``--registration-seeds`` registrations); what does not fit it is refused before the bundle starts."""
+    image, liver = _support_pair(tmp_path)
+    truth = np.asanyarray(nib.load(str(liver)).dataobj) > 0
+    common = ["segment", "--support", str(image), "--support-label", str(liver), "--class-value", "1", "--query", str(image)]
+    with pytest.raises(SystemExit, match="is registration already"):
+        main([*common, "--network", "registration", "--guided", "--output", str(tmp_path / "x")])
+    with pytest.raises(SystemExit, match="--registration-seeds applies to --guided"):
+        main([*common, "--network", "catnet", "--registration-seeds", "2", "--output", str(tmp_path / "x")])
+    with pytest.raises(SystemExit, match="--checkpoint: no model at"):
+        main([*common, "--guided", "--network", "catnet", "--checkpoint", str(tmp_path / "none.pt"), "--output", str(tmp_path / "x")])
+    assert not (tmp_path / "x").exists()
+    assert main([*common, "--guided", "--registration-seeds", "2", "--output", str(tmp_path / "g")]) == 0  # catnet
+    mask = np.asanyarray(nib.load(str(tmp_path / "g" / "example_mr_sm_seg.nii.gz")).dataobj) > 0
+    assert 2 * (mask & truth).sum() / (mask.sum() + truth.sum()) > 0.5
+
+
 def test_sigterm_stops_the_bundle_child(tmp_path):
     """SIGTERM to ``monai-fewshot`` reaches the bundle run it started: nothing is left running."""
     pid_file = tmp_path / "child.pid"

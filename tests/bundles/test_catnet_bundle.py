@@ -84,7 +84,13 @@ def test_registration_overlays_parse():
     network = guided.get_parsed_content("network_def")
     assert isinstance(network.network, RegistrationGuided) and network.network.prior_weight == 1.0
     assert network.network.intensity_weight == INTENSITY_WEIGHT
-    assert guided["train#dataset#augmentation"]["rotate_degrees"] == 15.0
+    assert guided.get_parsed_content("train#dataset#augmentation")["rotate_degrees"] == 15.0
+    # the same overlay turns the inference bundle's seed network into the guided one (segment --guided)
+    inference = ConfigParser()
+    inference.read_config([str(configs / "inference.json"), str(configs / "registration_guided.json")])
+    inference.update({"checkpoint": str(BUNDLE / "models" / "registration_guided" / "model_fold0.pt"), "registration_seeds": [0, 1]})
+    seeder = inference.get_parsed_content("seed_network")
+    assert isinstance(seeder.network, RegistrationGuided) and seeder.network.registration == {"seeds": [0, 1]}
     alone = ConfigParser()
     alone.read_config([str(configs / name) for name in ("train.json", "evaluate.json", "registration.json")])
     assert alone["score_model"] is False and alone["score_registration"] is True and alone["checkpoint"] is None
@@ -98,6 +104,7 @@ def test_registration_overlays_parse():
     corrected.update({"registration_seeds": [0, 1, 2]})
     corrected.parse()
     assert corrected.get_parsed_content("network_def").options["seeds"] == [0, 1, 2]
+    assert corrected.get_parsed_content("seed_network").options["seeds"] == [0, 1, 2]  # segment --registration-seeds
 
 
 def test_verify_metadata_with_the_local_schema(meta_schema):
