@@ -477,12 +477,13 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument("--query", nargs="+", help="query image(s) (NIfTI)")
     segment.add_argument("--output", required=True, help="mask to write (.nii.gz) with --image; folder for "
                          "<query>_seg.nii.gz with --query")
-    segment.add_argument("--checkpoint", help="weights of --network (default: the bundle's models/model.pt)")
+    segment.add_argument("--checkpoint", help="weights of --network (default: the bundle's models/model.pt; with --guided "
+                         "models/registration_guided/model_fold0.pt, models/alpnet/registration_guided/... for alpnet)")
     seeders = trained_networks() + sorted(TRAINING_FREE)
     segment.add_argument("--network", choices=seeders, help="with --support: the network that predicts the seed slices "
                          f"(default {SEGMENT_NETWORK}, catnet with --guided; catnet: the bundle's shipped model)")
     segment.add_argument("--guided", action="store_true", help="with --support: seeds by the registration-guided "
-                         "network (default weights: models/registration_guided/model_fold0.pt, trained on CHAOS)")
+                         "network (shipped weights trained on CHAOS)")
     segment.add_argument("--registration-seeds", type=int, metavar="N", help="with --support and --guided or --network "
                          "registration_intensity: register each support N times and average the warped masks (default 1)")
     segment.set_defaults(run=_segment)
